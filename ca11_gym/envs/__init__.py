@@ -1,0 +1,1 @@
+"""The environments, one per module, each with its numpy-batched vector twin."""
