@@ -1,0 +1,1 @@
+"""Parts shared by every world model and learner: networks, distributions, replay, checkpoints."""

@@ -1,0 +1,114 @@
+"""Distributions and transforms of DreamerV3 (Hafner et al., 2023, "Mastering Diverse Domains through World Models").
+
+- :func:`symlog` / :func:`symexp`: the squashing that lets one set of hyperparameters fit observations and rewards
+  of any scale (paper, eq. 1).
+- :class:`TwoHotSymlog`: reward and value predictions as a categorical over exponentially spaced bins, trained with
+  two-hot targets (paper, eqs. 8-10), robust to rewards of any size.
+- Categorical latents with *unimix* (1% uniform mixed into every categorical, paper sec. "Robustness") and
+  straight-through gradients, and their KL divergence.
+- Diagonal Gaussian latents, for the ``latent="gaussian"`` option of the RSSM.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def symlog(x: Tensor) -> Tensor:
+    """``sign(x) * log(1 + |x|)``: compresses large magnitudes, identity-like near zero."""
+    return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+def symexp(x: Tensor) -> Tensor:
+    """Inverse of :func:`symlog`."""
+    return torch.sign(x) * torch.expm1(torch.abs(x))
+
+
+class TwoHotSymlog(nn.Module):
+    """A scalar predicted as a categorical over ``bins`` buckets evenly spaced in symlog space.
+
+    The head outputs ``bins`` logits; :meth:`mean` decodes them to a scalar (the expected bucket in symlog space,
+    then :func:`symexp`), :meth:`loss` is the cross-entropy against the two-hot encoding of the target.
+    """
+
+    def __init__(self, bins: int = 255, low: float = -20.0, high: float = 20.0) -> None:
+        super().__init__()
+        if bins < 2:
+            raise ValueError(f"TwoHotSymlog needs at least 2 bins, got {bins}")
+        self.register_buffer("buckets", torch.linspace(low, high, bins), persistent=False)
+
+    @property
+    def bins(self) -> int:
+        """Number of buckets (the size of the head's output)."""
+        return self.buckets.numel()
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Two-hot target ``(..., bins)`` for values ``x`` of shape ``(...)``: the weight of ``symlog(x)`` is split
+        between its two neighbouring buckets in proportion to closeness, so that the encoding's mean is exact."""
+        y = symlog(x).clamp(self.buckets[0], self.buckets[-1])
+        upper = torch.searchsorted(self.buckets, y.detach().contiguous(), right=True).clamp(1, self.bins - 1)
+        lower = upper - 1
+        lo, hi = self.buckets[lower], self.buckets[upper]
+        w_hi = ((y - lo) / (hi - lo)).clamp(0.0, 1.0)
+        target = torch.zeros(*y.shape, self.bins, device=y.device, dtype=y.dtype)
+        target.scatter_(-1, lower.unsqueeze(-1), (1.0 - w_hi).unsqueeze(-1))
+        target.scatter_add_(-1, upper.unsqueeze(-1), w_hi.unsqueeze(-1))
+        return target
+
+    def mean(self, logits: Tensor) -> Tensor:
+        """Decode logits ``(..., bins)`` into values ``(...)``."""
+        return symexp((F.softmax(logits, dim=-1) * self.buckets).sum(-1))
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy ``(...)`` between the prediction and the two-hot encoding of ``target``."""
+        return -(self.encode(target) * F.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def unimix_probs(logits: Tensor, unimix: float) -> Tensor:
+    """Softmax over the last axis, mixed with ``unimix`` of the uniform distribution (keeps every class possible, so
+    KL terms and log-probabilities stay finite)."""
+    probs = F.softmax(logits, dim=-1)
+    if unimix > 0.0:
+        probs = (1.0 - unimix) * probs + unimix / probs.shape[-1]
+    return probs
+
+
+def sample_one_hot(probs: Tensor, deterministic: bool = False) -> Tensor:
+    """A one-hot sample ``(..., C)`` from ``probs`` with straight-through gradients (Bengio et al., 2013)."""
+    if deterministic:
+        index = probs.argmax(-1)
+    else:  # Gumbel-max: one vectorised op, no per-row multinomial
+        gumbel = -torch.log(-torch.log(torch.rand_like(probs).clamp_(1e-20, 1.0)))
+        index = (torch.log(probs) + gumbel).argmax(-1)
+    one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+    return one_hot + probs - probs.detach()
+
+
+def categorical_kl(p_probs: Tensor, q_probs: Tensor) -> Tensor:
+    """``KL(p || q)`` between categoricals over the last axis, summed over the second-to-last (latent groups)."""
+    return (p_probs * (torch.log(p_probs) - torch.log(q_probs))).sum((-1, -2))
+
+
+def gaussian_params(raw: Tensor, min_std: float = 0.1) -> tuple[Tensor, Tensor]:
+    """Split a head's output ``(..., 2D)`` into a mean and a positive standard deviation ``(..., D)``."""
+    mean, std = raw.chunk(2, dim=-1)
+    return mean, 2.0 * torch.sigmoid(std / 2.0) + min_std
+
+
+def gaussian_kl(p_raw: Tensor, q_raw: Tensor) -> Tensor:
+    """``KL(p || q)`` between diagonal Gaussians given as raw head outputs, summed over the last axis."""
+    pm, ps = gaussian_params(p_raw)
+    qm, qs = gaussian_params(q_raw)
+    return (torch.log(qs / ps) + (ps**2 + (pm - qm) ** 2) / (2.0 * qs**2) - 0.5).sum(-1)
+
+
+def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
+    """Negative log-likelihood of binary ``target`` under Bernoulli ``logits`` (elementwise)."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+
+
+LOG_2PI = math.log(2.0 * math.pi)

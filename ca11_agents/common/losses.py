@@ -1,0 +1,77 @@
+"""Loss terms as pure functions returning tensors; each cites the equation it implements.
+
+Shapes are batch-major: ``(B, T)`` or ``(B, H)`` for per-step terms.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def kl_balanced(
+    post_to_prior: Tensor,
+    post_to_prior_sg_post: Tensor,
+    *,
+    free_bits: float = 1.0,
+    dyn_scale: float = 0.5,
+    rep_scale: float = 0.1,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """KL balancing with free bits (DreamerV3, eqs. 5 and 6; balancing introduced in DreamerV2).
+
+    The same divergence ``KL(posterior || prior)`` is used twice with different stop-gradients:
+
+    - the *dynamics* term ``KL(sg(post) || prior)`` trains the prior to predict the posterior,
+    - the *representation* term ``KL(post || sg(prior))`` makes the posterior predictable,
+
+    and each is clipped below ``free_bits`` nats so that a near-perfect fit stops pulling the representation
+    towards a trivial one.
+
+    Args:
+        post_to_prior: ``KL(sg(post) || prior)`` per step, e.g. ``(B, T)``.
+        post_to_prior_sg_post: ``KL(post || sg(prior))`` per step, same shape.
+        free_bits: the clip, in nats (DreamerV3: 1).
+        dyn_scale: weight of the dynamics term (DreamerV3: 0.5).
+        rep_scale: weight of the representation term (DreamerV3: 0.1).
+
+    Returns:
+        ``(loss, dyn, rep)``: the weighted sum per step and the two clipped terms.
+    """
+    dyn = torch.clamp(post_to_prior, min=free_bits)
+    rep = torch.clamp(post_to_prior_sg_post, min=free_bits)
+    return dyn_scale * dyn + rep_scale * rep, dyn, rep
+
+
+def lambda_returns(rewards: Tensor, continues: Tensor, values: Tensor, gamma: float, lam: float) -> Tensor:
+    """TD(lambda) returns along an imagined trajectory (Dreamer, eq. 6; DreamerV3, eq. 7).
+
+    ``R_t = r_t + gamma * c_t * ((1 - lam) * v_{t+1} + lam * R_{t+1})`` with ``R_H = v_H``.
+
+    Here ``r_t`` and ``c_t`` follow the action taken in state ``s_t`` (the notebook's and SB3's alignment):
+    ``c_t`` is the probability that the episode goes on after step ``t``.
+
+    Args:
+        rewards: ``(B, H)`` rewards ``r_0 .. r_{H-1}``.
+        continues: ``(B, H)`` continue probabilities ``c_0 .. c_{H-1}``.
+        values: ``(B, H + 1)`` state values ``v_0 .. v_H``.
+        gamma: discount.
+        lam: the lambda of TD(lambda): 0 gives one-step TD targets, 1 Monte-Carlo returns bootstrapped at ``H``.
+
+    Returns:
+        ``(B, H)`` returns ``R_0 .. R_{H-1}``.
+    """
+    if rewards.shape != continues.shape or values.shape[:-1] != rewards.shape[:-1]:
+        raise ValueError(
+            f"lambda_returns: rewards {tuple(rewards.shape)} and continues {tuple(continues.shape)} must be (B, H) "
+            f"and values {tuple(values.shape)} must be (B, H + 1)"
+        )
+    if values.shape[-1] != rewards.shape[-1] + 1:
+        raise ValueError(f"lambda_returns: values need H + 1 = {rewards.shape[-1] + 1} steps, got {values.shape[-1]}")
+    horizon = rewards.shape[-1]
+    discounts = gamma * continues
+    # The (1 - lam) bootstrap part of every step does not depend on the recursion: compute it in one op.
+    inputs = rewards + discounts * (1.0 - lam) * values[:, 1:]
+    returns = [values[:, -1]]
+    for t in reversed(range(horizon)):
+        returns.append(inputs[:, t] + discounts[:, t] * lam * returns[-1])
+    return torch.stack(returns[:0:-1], dim=1)

@@ -1,0 +1,144 @@
+"""Sequence replay: steps stored in order per environment, sampled as ``(B, T)`` windows with ``is_first`` flags.
+
+Each sub-environment of a VecEnv has its own ring of ``capacity // n_envs`` steps, so a window never mixes two
+environments; a window may cross an episode boundary, which ``is_first`` marks (the RSSM resets its state there).
+Stored per step, in the alignment of :mod:`ca11_agents.world_models.rssm`::
+
+    observations (O,)   o_t, the observation the action was chosen from
+    actions      (A,)   a_t, normalised to [-1, 1]
+    rewards      ()     r_t
+    terminated   ()     1 where a_t ended the episode by termination (not by a time limit)
+    is_first     ()     1 where o_t is the first observation of an episode
+
+Written here rather than taken from SB3: SB3's buffers hold independent transitions and sample them shuffled,
+while the RSSM needs contiguous windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FIELDS = ("observations", "actions", "rewards", "terminated", "is_first")
+
+
+class SequenceReplayBuffer:
+    """A ring buffer of steps for ``n_envs`` parallel environments.
+
+    Args:
+        capacity: total steps kept (split evenly between the environments); the oldest are overwritten.
+        obs_dim: observation size.
+        action_dim: action size.
+        n_envs: parallel environments whose steps arrive together through :meth:`add`.
+        seed: seeds the sampling generator.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int, n_envs: int = 1, seed: int | None = None) -> None:
+        if capacity < n_envs or n_envs < 1:
+            raise ValueError(f"SequenceReplayBuffer: capacity ({capacity}) must be >= n_envs ({n_envs}) >= 1")
+        self.n_envs, self.obs_dim, self.action_dim = n_envs, obs_dim, action_dim
+        self.size_per_env = capacity // n_envs
+        shape = (n_envs, self.size_per_env)
+        self.data = {
+            "observations": np.zeros((*shape, obs_dim), np.float32),
+            "actions": np.zeros((*shape, action_dim), np.float32),
+            "rewards": np.zeros(shape, np.float32),
+            "terminated": np.zeros(shape, np.float32),
+            "is_first": np.zeros(shape, np.float32),
+        }
+        self.pos = 0  # next write index, shared by all environments (they step together)
+        self.count = 0  # valid steps per environment
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        """Steps stored, over all environments."""
+        return self.count * self.n_envs
+
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        is_first: np.ndarray,
+    ) -> None:
+        """Append one step of every environment: arrays with leading dimension ``n_envs``."""
+        i = self.pos
+        self.data["observations"][:, i] = obs
+        self.data["actions"][:, i] = action
+        self.data["rewards"][:, i] = reward
+        self.data["terminated"][:, i] = terminated
+        self.data["is_first"][:, i] = is_first
+        self.pos = (self.pos + 1) % self.size_per_env
+        self.count = min(self.count + 1, self.size_per_env)
+
+    def can_sample(self, seq_len: int) -> bool:
+        """Whether windows of ``seq_len`` steps exist yet."""
+        return self.count >= seq_len
+
+    def sample(self, batch_size: int, seq_len: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """``batch_size`` windows of ``seq_len`` consecutive steps, as float tensors ``(B, T, ...)``."""
+        if not self.can_sample(seq_len):
+            raise ValueError(f"SequenceReplayBuffer: {self.count} steps per env stored, cannot sample {seq_len}")
+        env = self.rng.integers(0, self.n_envs, size=batch_size)
+        oldest = (self.pos - self.count) % self.size_per_env
+        offset = self.rng.integers(0, self.count - seq_len + 1, size=batch_size)
+        steps = (oldest + offset[:, None] + np.arange(seq_len)) % self.size_per_env  # (B, T)
+        return {k: torch.as_tensor(v[env[:, None], steps], device=device) for k, v in self.data.items()}
+
+    # ------------------------------------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the buffer to ``path`` (NumPy ``.npz``, no pickled objects), atomically: an interrupted write
+        leaves any previous file at ``path`` intact."""
+        path = Path(path)
+        meta = np.array([self.n_envs, self.size_per_env, self.obs_dim, self.action_dim, self.pos, self.count])
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, meta=meta, rng_state=np.frombuffer(_rng_bytes(self.rng), np.uint8), **self.data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Replace the contents with a buffer written by :meth:`save`.
+
+        Raises:
+            ValueError: the file is missing, not a buffer file, truncated, or of another shape than this buffer.
+        """
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                loaded = {k: f[k] for k in (*FIELDS, "meta", "rng_state")}
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise ValueError(f"{path} is not a readable replay buffer file: {exc}") from exc
+        n_envs, size, obs_dim, action_dim, pos, count = (int(x) for x in loaded["meta"])
+        if (n_envs, obs_dim, action_dim) != (self.n_envs, self.obs_dim, self.action_dim):
+            raise ValueError(
+                f"{path}: replay buffer for n_envs={n_envs}, obs_dim={obs_dim}, action_dim={action_dim} does not match "
+                f"this one (n_envs={self.n_envs}, obs_dim={self.obs_dim}, action_dim={self.action_dim})"
+            )
+        for k in FIELDS:
+            if loaded[k].shape[:2] != (n_envs, size):
+                raise ValueError(f"{path}: field {k!r} has shape {loaded[k].shape}, expected ({n_envs}, {size}, ...)")
+        self.size_per_env, self.pos, self.count = size, pos, count
+        self.data = {k: loaded[k].astype(np.float32, copy=False) for k in FIELDS}
+        self.rng = _rng_from_bytes(loaded["rng_state"].tobytes())
+
+
+def _rng_bytes(rng: np.random.Generator) -> bytes:
+    return json.dumps(rng.bit_generator.state).encode()
+
+
+def _rng_from_bytes(raw: bytes) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = json.loads(raw.decode())
+    return rng

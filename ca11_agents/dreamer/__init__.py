@@ -1,0 +1,8 @@
+"""Dreamer: actor-critic learning in the imagination of an RSSM world model."""
+
+from ca11_agents.dreamer.actor import LatentActor
+from ca11_agents.dreamer.critic import LatentCritic
+from ca11_agents.dreamer.dreamer import DREAMER_PRESETS, DreamerAgent
+from ca11_agents.dreamer.policies import DreamerPolicy
+
+__all__ = ["DREAMER_PRESETS", "DreamerAgent", "DreamerPolicy", "LatentActor", "LatentCritic"]

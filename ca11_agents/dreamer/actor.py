@@ -1,0 +1,67 @@
+"""The latent actor: a policy over normalised continuous actions that reads RSSM features."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ca11_agents.common.nets import mlp
+
+
+class LatentActor(nn.Module):
+    """A tanh-squashed Gaussian policy ``pi(a | s)`` on latent features, with actions in ``[-1, 1]``.
+
+    The squashed Gaussian is reparameterised, so Dreamer trains it by backpropagating imagined returns through the
+    learned dynamics (Dreamer, sec. 3; the choice DreamerV3 keeps available for continuous control), which needs far
+    fewer samples on low-dimensional control than score-function gradients.
+
+    Args:
+        latent_dim: size of the input features (the RSSM's ``feature_dim``).
+        action_dim: size of the action.
+        hidden_dims: widths of the hidden layers.
+        min_std: lower bound of the pre-squash standard deviation (keeps exploring).
+        max_std: upper bound of the pre-squash standard deviation.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        action_dim: int,
+        hidden_dims: Sequence[int] = (256, 256),
+        min_std: float = 0.1,
+        max_std: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.action_dim, self.min_std, self.max_std = action_dim, min_std, max_std
+        self.net = mlp(latent_dim, 2 * action_dim, hidden_dims)
+
+    def _params(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        mean, std = self.net(features).chunk(2, -1)
+        std = self.min_std + (self.max_std - self.min_std) * torch.sigmoid(std + 2.0)
+        return mean, std
+
+    def forward(self, features: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Sample actions ``(..., A)`` (differentiable) and their log-probabilities ``(...)``.
+
+        With ``deterministic=True`` the action is ``tanh(mean)`` (the policy's mode before squashing) and the
+        log-probability is that of the mean.
+        """
+        mean, std = self._params(features)
+        pre = mean if deterministic else mean + std * torch.randn_like(std)
+        action = torch.tanh(pre)
+        # log N(pre; mean, std) minus the log-Jacobian of tanh, written stably: log(1 - tanh(x)^2) =
+        # 2 * (log 2 - x - softplus(-2x)).
+        log_prob = (
+            -0.5 * ((pre - mean) / std) ** 2
+            - torch.log(std)
+            - 0.5 * math.log(2.0 * math.pi)
+            - 2.0 * (math.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
+        ).sum(-1)
+        return action, log_prob
+
+    def act(self, features: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions only, for acting and for the notebook's imagination demo."""
+        return self.forward(features, deterministic)[0]

@@ -1,0 +1,425 @@
+"""DreamerAgent: DreamerV3-style model-based RL behind Stable-Baselines3's ``learn``/``predict``/``save``/``load``.
+
+One update (:meth:`DreamerAgent.train`)::
+
+    replay --(B, T) windows--> RSSM posterior over T steps --> world-model loss (decoder, reward, continue, KL)
+           every posterior state --> H imagined steps of prior + actor --> rewards, continues, slow-critic values
+           --> lambda-returns --> actor: maximise normalised returns by backprop through the dynamics
+                              --> critic: two-hot regression on the returns (and towards the slow critic)
+
+The loop (:meth:`DreamerAgent.learn`) acts from the posterior latent one step at a time, stores every step, and runs
+``gradient_steps`` updates every ``train_freq`` env steps once ``learning_starts`` steps are stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Any, ClassVar, Iterator, TypeVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.utils import safe_mean
+
+from ca11_agents.common.base import ModelBasedAlgorithm
+from ca11_agents.common.losses import lambda_returns
+from ca11_agents.common.replay import SequenceReplayBuffer
+from ca11_agents.dreamer.policies import DreamerPolicy
+from ca11_agents.world_models.rssm import RSSMState
+
+SelfDreamer = TypeVar("SelfDreamer", bound="DreamerAgent")
+
+#: Named configurations; ``DreamerAgent("MlpPolicy", env, **DREAMER_PRESETS["gpu"])``.
+DREAMER_PRESETS: dict[str, dict[str, Any]] = {
+    # The defaults: small networks that learn the CA11 tasks quickly on a laptop CPU.
+    "cpu": {},
+    # Larger networks and batches for a GPU, where width is nearly free and the sequential steps dominate.
+    "gpu": {
+        "batch_size": 32,
+        "seq_len": 64,
+        "policy_kwargs": {
+            "hidden_dim": 512,
+            "state_dim": 512,
+            "classes": 16,
+            "units": 512,
+            "actor_hidden_dims": [512, 512],
+            "critic_hidden_dims": [512, 512],
+        },
+    },
+}
+
+
+class ReturnNormalizer(torch.nn.Module):
+    """DreamerV3's return scale: an EMA of the 5th-to-95th percentile range of returns, floored at 1, so that
+    the actor's objective has the same size for dense and sparse rewards without shrinking small returns."""
+
+    def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95) -> None:
+        super().__init__()
+        self.decay, self.low, self.high = decay, low, high
+        self.register_buffer("range", torch.zeros(()))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def update(self, returns: torch.Tensor) -> torch.Tensor:
+        """Fold a batch of returns into the statistic and return the scale ``max(1, range)``."""
+        quantiles = torch.quantile(returns.detach().flatten().float(), torch.tensor([self.low, self.high]))
+        spread = quantiles[1] - quantiles[0]
+        if bool(self.initialised):
+            self.range.mul_(self.decay).add_((1.0 - self.decay) * spread)
+        else:
+            self.range.copy_(spread)
+            self.initialised.fill_(True)
+        return torch.clamp(self.range, min=1.0)
+
+
+class DreamerAgent(ModelBasedAlgorithm):
+    """Dreamer (Hafner et al., 2020-2023) for continuous actions, with DreamerV3's robustness techniques.
+
+    Args:
+        policy: ``"MlpPolicy"`` or :class:`DreamerPolicy` (the class holding the networks).
+        env: an env id, a ``gym.Env`` or a VecEnv (several envs are supported).
+        learning_rate: the world model's learning rate.
+        actor_lr: the actor's learning rate.
+        critic_lr: the critic's learning rate.
+        buffer_size: steps kept in the replay buffer.
+        learning_starts: env steps taken with random actions before training starts.
+        batch_size: sequences per update (``B``).
+        seq_len: steps per sequence (``T``).
+        train_freq: env steps (summed over envs) between rounds of updates.
+        gradient_steps: updates per round: the replay ratio is ``gradient_steps * B * T / train_freq`` replayed
+            steps per env step.
+        gamma: discount of imagined returns.
+        return_lambda: the lambda of the TD(lambda) returns.
+        imagination_horizon: imagined steps per start state (``H``).
+        imagination_starts: posterior states (of the ``B * T`` in a batch) that imagination starts from, drawn at
+            random; ``None`` for all of them (DreamerV3). Imagination dominates an update's cost on a CPU, and
+            beyond a few hundred starts the actor's gradient barely improves.
+        ent_coef: entropy bonus of the actor (relative to the normalised return).
+        critic_tau: rate of the slow critic's moving average.
+        grad_clip: clip of every gradient's global norm.
+        policy_kwargs: network sizes, see :class:`DreamerPolicy`.
+        stats_window_size: episodes averaged by the logger's rollout statistics.
+        tensorboard_log: TensorBoard folder (``None``: no TensorBoard).
+        verbose: 0 silent, 1 training info, 2 debug.
+        seed: seeds NumPy, torch, the envs and the replay sampling.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[DreamerPolicy]]] = {"MlpPolicy": DreamerPolicy}
+    policy: DreamerPolicy
+
+    def __init__(
+        self,
+        policy: str | type[DreamerPolicy] = "MlpPolicy",
+        env: GymEnv | str | None = None,
+        learning_rate: float = 1e-3,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 500,
+        batch_size: int = 16,
+        seq_len: int = 32,
+        train_freq: int = 2,
+        gradient_steps: int = 1,
+        gamma: float = 0.99,
+        return_lambda: float = 0.95,
+        imagination_horizon: int = 15,
+        imagination_starts: int | None = 128,
+        ent_coef: float = 3e-4,
+        critic_tau: float = 0.02,
+        grad_clip: float = 100.0,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            seed=seed,
+            supported_action_spaces=None,  # checked in _setup_model with a ValueError that names the space
+        )
+        for name, value in (
+            ("batch_size", batch_size),
+            ("seq_len", seq_len),
+            ("train_freq", train_freq),
+            ("gradient_steps", gradient_steps),
+            ("imagination_horizon", imagination_horizon),
+            ("buffer_size", buffer_size),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"DreamerAgent: {name} must be >= 1, got {value}")
+        if not 0.0 < gamma <= 1.0 or not 0.0 <= return_lambda <= 1.0:
+            raise ValueError(f"DreamerAgent: need 0 < gamma <= 1 and 0 <= return_lambda <= 1, got {gamma}, {return_lambda}")
+        self.actor_lr, self.critic_lr = actor_lr, critic_lr
+        self.buffer_size, self.learning_starts = buffer_size, learning_starts
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.train_freq, self.gradient_steps = train_freq, gradient_steps
+        self.gamma, self.return_lambda, self.imagination_horizon = gamma, return_lambda, imagination_horizon
+        self.imagination_starts = imagination_starts
+        self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
+        self._updates_due = 0.0
+        if _init_setup_model:
+            self._setup_model()
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        return {
+            "learning_rate": self.learning_rate,
+            "actor_lr": self.actor_lr,
+            "critic_lr": self.critic_lr,
+            "buffer_size": self.buffer_size,
+            "learning_starts": self.learning_starts,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "train_freq": self.train_freq,
+            "gradient_steps": self.gradient_steps,
+            "gamma": self.gamma,
+            "return_lambda": self.return_lambda,
+            "imagination_horizon": self.imagination_horizon,
+            "imagination_starts": self.imagination_starts,
+            "ent_coef": self.ent_coef,
+            "critic_tau": self.critic_tau,
+            "grad_clip": self.grad_clip,
+            "policy_kwargs": self.policy_kwargs,
+            "stats_window_size": self._stats_window_size,
+            "tensorboard_log": self.tensorboard_log,
+            "verbose": self.verbose,
+            "seed": self.seed,
+        }
+
+    def _setup_model(self) -> None:
+        self._check_spaces()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
+        self.policy = self.policy.to(self.device)
+        self.return_norm = ReturnNormalizer().to(self.device)
+        adam = dict(eps=1e-6, foreach=True)
+        self.model_optimizer = torch.optim.Adam(self.policy.rssm.parameters(), lr=self.learning_rate, **adam)
+        self.actor_optimizer = torch.optim.Adam(self.policy.actor.parameters(), lr=self.actor_lr, **adam)
+        self.critic_optimizer = torch.optim.Adam(self.policy.critic.parameters(), lr=self.critic_lr, **adam)
+        n_envs = self.n_envs if self.env is not None else 1
+        self.replay_buffer = SequenceReplayBuffer(
+            self.buffer_size,
+            int(self.observation_space.shape[0]),
+            int(self.action_space.shape[0]),
+            n_envs=n_envs,
+            seed=self.seed,
+        )
+        self._latent: RSSMState | None = None
+        self._prev_action: torch.Tensor | None = None
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.model_optimizer, "actor": self.actor_optimizer, "critic": self.critic_optimizer}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {**super()._extra_state(), "return_range": float(self.return_norm.range),
+                "return_initialised": bool(self.return_norm.initialised)}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        super()._load_extra_state(state)
+        self.return_norm.range.fill_(state["return_range"])
+        self.return_norm.initialised.fill_(state["return_initialised"])
+
+    # ------------------------------------------------------------------------------------------------- training
+    @contextmanager
+    def _frozen_world_model(self) -> Iterator[None]:
+        """Imagination backpropagates through the RSSM into the actor without computing the RSSM's own
+        gradients (they would be discarded: the world model learns only from its own loss)."""
+        params = list(self.policy.rssm.parameters())
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    def imagine(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Roll the actor out in the world model from ``start`` ``(N, ...)``.
+
+        Returns:
+            ``(features (N, H + 1, F), actions (N, H, A), log_probs (N, H))``.
+        """
+        rssm, actor = self.policy.rssm, self.policy.actor
+        feats, actions, log_probs = [rssm.features(start)], [], []
+        state = start
+        for _ in range(horizon):
+            action, log_prob = actor(feats[-1])
+            state = rssm.img_step(state, action)
+            feats.append(rssm.features(state))
+            actions.append(action)
+            log_probs.append(log_prob)
+        return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(log_probs, 1)
+
+    def train(self) -> dict[str, torch.Tensor]:
+        """One update of the world model, the actor and the critic. Returns the loss terms (tensors)."""
+        policy = self.policy
+        batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device)
+
+        model_loss, terms, post = policy.rssm.loss_terms(batch)
+        self.model_optimizer.zero_grad(set_to_none=True)
+        model_loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.rssm.parameters(), self.grad_clip, foreach=True)
+        self.model_optimizer.step()
+
+        start = post.flatten().map(torch.Tensor.detach)  # (B, T, ...) -> (B*T, ...)
+        if self.imagination_starts is not None and self.imagination_starts < start.deter.shape[0]:
+            index = torch.randperm(start.deter.shape[0], device=self.device)[: self.imagination_starts]
+            start = start.map(lambda x: x[index])
+        with self._frozen_world_model():
+            feats, actions, log_probs = self.imagine(start, self.imagination_horizon)
+            rewards = policy.rssm.reward(feats[:, :-1], actions)
+            continues = policy.rssm.cont(feats[:, :-1], actions)
+            # The slow critic has no trainable parameters, but gradients flow through its input into the actor.
+            values = policy.slow_critic(feats)
+            returns = lambda_returns(rewards, continues, values, self.gamma, self.return_lambda)
+            # Weight step t by the probability that the imagined episode is still running there.
+            alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]), continues[:, :-1]], 1), 1).detach()
+            scale = self.return_norm.update(returns)
+            actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
+        self.actor_optimizer.step()
+
+        critic_feats = feats[:, :-1].detach()
+        critic_loss = (alive * policy.critic.loss(critic_feats, returns.detach(), values[:, :-1].detach())).mean()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
+        self.critic_optimizer.step()
+        policy.update_slow_critic(self.critic_tau)
+        self._n_updates += 1
+
+        terms = {f"world_model/{k}": v.detach() for k, v in terms.items()}
+        terms.update(
+            {
+                "actor/loss": actor_loss.detach(),
+                "actor/entropy": -log_probs.detach().mean(),
+                "actor/return_scale": scale,
+                "actor/imagined_return": returns.detach().mean(),
+                "critic/loss": critic_loss.detach(),
+                "critic/value": values.detach().mean(),
+            }
+        )
+        return terms
+
+    def learn(
+        self: SelfDreamer,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "Dreamer",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfDreamer:
+        """Train for ``total_timesteps`` env steps (SB3's signature; ``log_interval`` counts episodes)."""
+        total_timesteps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        env = self.env
+        assert env is not None, "DreamerAgent.learn needs an env: pass one to the constructor or to load()"
+        n = env.num_envs
+        if self._latent is None or reset_num_timesteps:
+            self._latent = self.policy.initial_state(n)
+            self._prev_action = torch.zeros(n, self.action_space.shape[0], device=self.device)
+        metrics: dict[str, list[torch.Tensor]] = defaultdict(list)
+        episodes_since_log, start_steps, start_updates = 0, self.num_timesteps, self._n_updates
+        start_time = time.perf_counter()
+        callback.on_training_start(locals(), globals())
+        callback.on_rollout_start()
+        while self.num_timesteps < total_timesteps:
+            obs = self._last_obs
+            is_first = self._last_episode_starts.astype(np.float32)
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            first_t = torch.as_tensor(is_first, device=self.device)
+            action_t, self._latent = self.policy.act(obs_t, self._latent, self._prev_action, first_t, False)
+            if self.num_timesteps < self.learning_starts:
+                action_t = torch.rand_like(action_t) * 2.0 - 1.0
+            action = action_t.cpu().numpy()
+            new_obs, rewards, dones, infos = env.step(self.policy.unscale_action(action))
+            terminated = np.array(
+                [done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], np.float32
+            )
+            self.replay_buffer.add(obs, action, rewards, terminated, is_first)
+            self._prev_action = action_t
+            self._last_obs, self._last_episode_starts = new_obs, dones
+            self.num_timesteps += n
+            self._update_info_buffer(infos, dones)
+            callback.update_locals(locals())
+            if not callback.on_step():
+                break
+            if self.num_timesteps >= self.learning_starts and self.replay_buffer.can_sample(self.seq_len):
+                self._updates_due += n / self.train_freq
+                while self._updates_due >= 1.0:
+                    self._updates_due -= 1.0
+                    for _ in range(self.gradient_steps):
+                        for key, value in self.train().items():
+                            metrics[key].append(value)
+            if dones.any():
+                self._episode_num += int(dones.sum())
+                episodes_since_log += int(dones.sum())
+                if log_interval and episodes_since_log >= log_interval:
+                    self._log(metrics, start_time, start_steps, start_updates)
+                    metrics.clear()
+                    episodes_since_log = 0
+        callback.on_rollout_end()
+        callback.on_training_end()
+        return self
+
+    def _log(self, metrics: dict[str, list[torch.Tensor]], start: float, start_steps: int, start_updates: int) -> None:
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        self.logger.record("time/fps", int((self.num_timesteps - start_steps) / elapsed))
+        self.logger.record("time/updates_per_s", (self._n_updates - start_updates) / elapsed)
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
+            self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
+        if metrics:
+            # One device-to-host copy per log line, not one per update.
+            means = torch.stack([torch.stack(v).float().mean() for v in metrics.values()]).cpu().tolist()
+            for key, value in zip(metrics, means):
+                self.logger.record(f"train/{key}", value)
+        self.logger.record("train/n_updates", self._n_updates)
+        self.logger.dump(step=self.num_timesteps)
+
+    # ------------------------------------------------------------------------------------- the notebook's demo
+    @torch.no_grad()
+    def imagine_trajectory(
+        self, observation: np.ndarray, steps: int = 10, deterministic: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dream ``steps`` steps ahead from an observation (the notebook's imagination demo).
+
+        Returns:
+            ``(states (steps + 1, feature_dim), rewards (steps,), actions (steps, A))``: the latent features of the
+            start and each imagined state, the predicted rewards and the actions (normalised to ``[-1, 1]``).
+        """
+        policy = self.policy
+        obs = torch.as_tensor(np.asarray(observation, np.float32).reshape(1, -1), device=self.device)
+        zero_action = torch.zeros(1, self.action_space.shape[0], device=self.device)
+        state = policy.rssm.obs_step(policy.initial_state(1), zero_action, policy.rssm.embed(obs), torch.ones(1, device=self.device), True)
+        feats, actions, rewards = [policy.rssm.features(state)], [], []
+        for _ in range(steps):
+            action = policy.actor.act(feats[-1], deterministic)
+            rewards.append(policy.rssm.reward(feats[-1], action))
+            state = policy.rssm.img_step(state, action, deterministic)
+            feats.append(policy.rssm.features(state))
+            actions.append(action)
+        return (
+            torch.cat(feats).cpu().numpy(),
+            torch.cat(rewards).cpu().numpy(),
+            torch.cat(actions).cpu().numpy(),
+        )

@@ -1,0 +1,121 @@
+"""Train a DreamerAgent, evaluate it as it learns, and keep the agent, its learning curve and a GIF.
+
+    python scripts/train_dreamer.py --env CA11/ContinuousPendulum-v0 --steps 3000 --out outputs/demo
+
+Writes into ``--out``: ``dreamer.zip`` (the agent; ``DreamerAgent.load``), ``evaluations.npz`` (SB3's EvalCallback
+log), ``learning_curve.png``, ``dreamer.gif`` (one deterministic episode of the trained agent) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering
+
+import gymnasium as gym
+import imageio.v2 as imageio
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.monitor import Monitor
+
+import ca11_gym  # noqa: F401  (registers the CA11 environments)
+from ca11_agents import DREAMER_PRESETS, DreamerAgent
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="Gymnasium id of a Box-action env")
+    parser.add_argument("--steps", type=int, default=3000, help="env steps to train for")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=500, help="env steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="deterministic episodes per evaluation")
+    parser.add_argument("--preset", choices=sorted(DREAMER_PRESETS), default="cpu", help="network/batch sizes")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args()
+    if args.steps < 1 or args.eval_every < 1 or args.eval_episodes < 1:
+        parser.error("--steps, --eval-every and --eval-episodes must be positive")
+    return args
+
+
+def plot_curve(evaluations: Path, env_id: str, path: Path) -> None:
+    """Mean and spread of the evaluation returns against env steps."""
+    data = np.load(evaluations)
+    steps, returns = data["timesteps"], data["results"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    mean, std = returns.mean(1), returns.std(1)
+    ax.plot(steps, mean, marker="o", label="DreamerAgent (deterministic eval)")
+    ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+    threshold = gym.spec(env_id).reward_threshold
+    if env_id == "CA11/ContinuousPendulum-v0":
+        threshold = -200.0
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set(xlabel="env steps", ylabel="episode return", title=f"Dreamer on {env_id}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def record_gif(agent: DreamerAgent, env_id: str, path: Path, seed: int) -> float:
+    """One deterministic episode rendered to a GIF; returns its return."""
+    env = gym.make(env_id, render_mode="rgb_array")
+    obs, _ = env.reset(seed=seed)
+    frames, state, start, total, done = [env.render()], None, np.ones(1, bool), 0.0, False
+    while not done:
+        action, state = agent.predict(obs, state, start, deterministic=True)
+        start = np.zeros(1, bool)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        done = terminated or truncated
+        frames.append(env.render())
+    env.close()
+    imageio.mimsave(path, frames[::2], duration=1000 * 2 / env.metadata.get("render_fps", 30), loop=0)
+    return total
+
+
+def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    agent = DreamerAgent("MlpPolicy", args.env, seed=args.seed, device=args.device, verbose=0,
+                         **DREAMER_PRESETS[args.preset])
+    eval_env = Monitor(gym.make(args.env))
+    eval_env.reset(seed=args.seed + 1000)
+    callback = EvalCallback(eval_env, eval_freq=args.eval_every, n_eval_episodes=args.eval_episodes,
+                            log_path=str(args.out), deterministic=True, verbose=1)
+    print(f"Training DreamerAgent on {args.env} for {args.steps} env steps (device {agent.device}) ...")
+    start = time.perf_counter()
+    agent.learn(args.steps, callback=callback, progress_bar=not args.no_progress)
+    wall = time.perf_counter() - start
+    agent.save(args.out / "dreamer.zip")
+    plot_curve(args.out / "evaluations.npz", args.env, args.out / "learning_curve.png")
+    gif_return = record_gif(agent, args.env, args.out / "dreamer.gif", args.seed + 2000)
+    evaluations = np.load(args.out / "evaluations.npz")
+    summary = {
+        "env": args.env,
+        "steps": agent.num_timesteps,
+        "updates": agent._n_updates,
+        "wall_s": round(wall, 1),
+        "device": str(agent.device),
+        "eval_steps": evaluations["timesteps"].tolist(),
+        "eval_return_mean": evaluations["results"].mean(1).round(1).tolist(),
+        "gif_episode_return": round(gif_return, 1),
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    print(f"Wrote {args.out}/dreamer.zip, learning_curve.png, dreamer.gif, evaluations.npz, summary.json")
+
+
+if __name__ == "__main__":
+    main()
