@@ -1,0 +1,1 @@
+"""Benchmarks of the ca11 learners against model-free baselines (python -m benchmarks.run) and of env speed."""
