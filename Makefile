@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 export SDL_VIDEODRIVER ?= dummy
 
-.PHONY: setup demo test bench-smoke clean
+.PHONY: setup demo test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)

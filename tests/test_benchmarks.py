@@ -1,0 +1,220 @@
+"""Tests of the benchmark runner (benchmarks/run.py), its algorithm registry and its report statistics.
+
+The end-to-end test runs a tiny configuration (two algorithms, one env, a few hundred steps) through Ray, then
+resumes it without Ray; the statistics are checked on hand-computed examples.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import report, run
+from benchmarks.algos import ALGOS, AlgorithmUnavailableError, AlgoSpec, Hyperparams, get_algo
+
+ENV_ID = "CA11/ContinuousPendulum-v0"
+COLUMNS = ["algo", "env", "seed", "env_steps", "eval_return_mean", "eval_return_std", "wall_s", "device"]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_iqm_drops_the_outer_quartiles() -> None:
+    # n divisible by 4: exactly the mean of the middle half (rliable's trim_mean(x, 0.25)), blind to the outlier.
+    assert report.iqm([3.0, 1.0, 1000.0, 2.0]) == pytest.approx(2.5)
+    assert report.iqm(np.arange(8.0)) == pytest.approx(np.mean([2, 3, 4, 5]))
+    # 3 seeds: sorted values weighted 1/6, 2/3, 1/6.
+    assert report.iqm([12.0, 0.0, 3.0]) == pytest.approx(12 / 6 + 3 * 2 / 3)
+    assert report.iqm([5.0]) == 5.0
+    # Batched along the last axis, as the bootstrap uses it.
+    batch = np.array([[1.0, 2.0, 3.0, 1000.0], [0.0, 0.0, 4.0, 4.0]])
+    np.testing.assert_allclose(report.iqm(batch, axis=1), [2.5, 2.0])
+    with pytest.raises(ValueError, match="empty"):
+        report.iqm([])
+
+
+def test_bootstrap_interval_contains_the_statistic_and_is_reproducible() -> None:
+    seeds = np.array([-180.0, -150.0, -900.0])
+    low, high = report.bootstrap_ci(seeds, "median")
+    assert low <= np.median(seeds) <= high
+    assert seeds.min() <= low and high <= seeds.max()
+    iqm_low, iqm_high = report.bootstrap_ci(seeds, "iqm")
+    assert iqm_low <= report.iqm(seeds) <= iqm_high
+    assert report.bootstrap_ci(seeds, "iqm") == (iqm_low, iqm_high)  # fixed generator
+    assert report.bootstrap_ci([7.0, 7.0, 7.0], "mean") == (7.0, 7.0)
+    with pytest.raises(ValueError, match="unknown statistic"):
+        report.bootstrap_ci(seeds, "mode")
+
+
+def _curve(algo: str, seed: int, returns: list[float], every: int = 1000) -> pd.DataFrame:
+    steps = np.arange(len(returns)) * every
+    return pd.DataFrame({"algo": algo, "env": ENV_ID, "seed": seed, "env_steps": steps,
+                         "eval_return_mean": returns, "eval_return_std": 0.0, "wall_s": steps / 100.0,
+                         "device": "cpu"})  # fmt: skip
+
+
+def test_steps_to_threshold_is_the_first_evaluation_at_or_above_it() -> None:
+    curve = _curve("a", 0, [-1000.0, -300.0, -200.0, -450.0, -100.0])
+    assert report.first_crossing(curve, -200.0) == (2000.0, 20.0)
+    assert report.first_crossing(curve, 0.0) == (math.inf, math.inf)
+
+
+def test_summary_counts_unreached_seeds_and_takes_ratios_against_sac() -> None:
+    results = pd.concat([
+        _curve("sb3_sac", 0, [-900.0, -150.0, -140.0]),  # reaches -200 at 1000
+        _curve("sb3_sac", 1, [-900.0, -500.0, -190.0]),  # at 2000
+        _curve("sb3_sac", 2, [-900.0, -150.0, -150.0]),  # at 1000
+        _curve("dreamer", 0, [-900.0, -800.0, -700.0, -100.0], every=500),  # at 1500
+        _curve("dreamer", 1, [-900.0, -800.0, -700.0, -600.0], every=500),  # never
+        _curve("dreamer", 2, [-900.0, -100.0, -100.0, -100.0], every=500),  # at 500
+    ])  # fmt: skip
+    table = report.summarize(results, {ENV_ID: -200.0}, baseline="sb3_sac").set_index("algo")
+    assert table.loc["sb3_sac", "reached"] == 3 and table.loc["sb3_sac", "steps_to_threshold"] == 1000.0
+    # Median of (500, 1500, inf) = 1500: finite because two of three seeds reached the threshold.
+    assert table.loc["dreamer", "reached"] == 2 and table.loc["dreamer", "steps_to_threshold"] == 1500.0
+    assert table.loc["dreamer", "steps_ratio"] == pytest.approx(1.5)
+    assert table.loc["sb3_sac", "steps_ratio"] == pytest.approx(1.0)
+    assert table.loc["dreamer", "final_median"] == -100.0
+    # SAC never reaches -120, dreamer does: no ratio rather than a misleading 0.
+    table = report.summarize(results, {ENV_ID: -120.0}, baseline="sb3_sac").set_index("algo")
+    assert table.loc["sb3_sac", "reached"] == 0 and table.loc["dreamer", "reached"] == 2
+    assert math.isnan(table.loc["dreamer", "steps_ratio"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Registry and command-line validation
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_registry_names_a_source_for_every_hyperparameter_set() -> None:
+    for spec in ALGOS.values():
+        assert "default" in spec.hyperparams
+        assert all(hp.source for hp in spec.hyperparams.values())
+    assert get_algo("sb3_sac").hyperparams_for(ENV_ID).values == {"learning_rate": 1e-3}
+    assert "sac.yml" in get_algo("sb3_sac").hyperparams_for("Pendulum-v1").source
+    with pytest.raises(ValueError, match="valid names: .*sb3_sac"):
+        get_algo("sac")
+
+
+def test_missing_learner_class_raises_an_error_naming_it() -> None:
+    spec = AlgoSpec(name="ghost", target="ca11_agents:NoSuchAgent", adapter="sb3", model_based=True,
+                    box_actions_only=False, hyperparams={"default": Hyperparams({}, "none")})
+    assert not spec.is_available()
+    with pytest.raises(AlgorithmUnavailableError, match="ca11_agents.NoSuchAgent"):
+        spec.load_class()
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("3", [0, 1, 2]), ("4,7", [4, 7]), ("7,", [7])])
+def test_seeds_are_a_count_or_an_explicit_list(text: str, seeds: list[int]) -> None:
+    assert run.parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["0", "x", "1,1", "-1,"])
+def test_bad_seeds_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="--seeds"):
+        run.parse_seeds(text)
+
+
+def test_unknown_names_fail_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run.main(["--algos", "sb3_sac,nope", "--envs", ENV_ID, "--out", str(tmp_path), "--no-ray"]) == 2
+    assert "valid names: dreamer" in capsys.readouterr().err
+    assert run.main(["--algos", "sb3_sac", "--envs", "Nope-v9", "--out", str(tmp_path), "--no-ray"]) == 2
+    assert "CA11/ContinuousPendulum-v0" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_device_auto_follows_the_cluster_and_cuda_needs_a_gpu() -> None:
+    assert run.resolve_device("auto", cluster_gpus=0.0) == "cpu"
+    assert run.resolve_device("auto", cluster_gpus=1.0) == "cuda"
+    assert run.resolve_device("cpu", cluster_gpus=1.0) == "cpu"
+    with pytest.raises(ValueError, match="no CUDA GPU .* in the Ray cluster"):
+        run.resolve_device("cuda", cluster_gpus=0.0)
+
+
+def test_thresholds_come_from_the_issue_the_spec_or_the_memory_task() -> None:
+    assert run.env_threshold(ENV_ID) == -200.0
+    assert run.env_threshold("CA11/ContinuousCartPole-v0") == 475.0
+    # memoryless + 0.8 * (optimal - memoryless), read from the env's own attributes.
+    import gymnasium as gym
+
+    inner = gym.make("CA11/SequenceEnvironment-v0").unwrapped
+    expected = inner.memoryless_return + 0.8 * (inner.optimal_return - inner.memoryless_return)
+    assert run.env_threshold("CA11/SequenceEnvironment-v0") == pytest.approx(expected)
+
+
+def test_an_interrupted_curve_is_kept_as_partial(tmp_path: Path) -> None:
+    task = run.RunTask("sb3_sac", ENV_ID, 0, 100, 10, 1, "cpu", 1)
+    rows = _curve("sb3_sac", 0, [-1.0, -2.0, -3.0]).to_dict("records")
+    curve, partial = tmp_path / f"{task.stem}.csv", tmp_path / f"{task.stem}.partial.csv"
+    curve.write_text(run.rows_to_csv(rows))
+    run.keep_partial_curve(tmp_path, task)
+    assert not curve.exists() and len(pd.read_csv(partial)) == 3
+    # Interrupted again, earlier: the longer curve stays.
+    curve.write_text(run.rows_to_csv(rows[:1]))
+    run.keep_partial_curve(tmp_path, task)
+    assert not curve.exists() and len(pd.read_csv(partial)) == 3
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# End to end
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _mtimes(runs_dir: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_mtime_ns for path in runs_dir.iterdir()}
+
+
+def test_tiny_benchmark_writes_results_summary_and_curves_then_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--algos", "sb3_sac,sb3_td3", "--envs", ENV_ID, "--seeds", "1", "--steps", "300", "--eval-every", "150",
+            "--eval-episodes", "2", "--out", str(tmp_path)]  # fmt: skip
+    assert run.main([*args, "--num-cpus", "2"]) == 0  # through a local Ray instance, both runs in parallel
+    first = capsys.readouterr().out
+    assert first.count("final return") == 2
+
+    with (tmp_path / "results.csv").open() as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == COLUMNS
+        rows = list(reader)
+    for algo in ("sb3_sac", "sb3_td3"):
+        curve = [row for row in rows if row["algo"] == algo]
+        assert [int(row["env_steps"]) for row in curve][:2] == [0, 150]  # step 0, then every 150 steps
+        assert int(curve[-1]["env_steps"]) >= 300
+        assert all(row["env"] == ENV_ID and row["device"] == "cpu" for row in curve)
+        assert all(np.isfinite(float(row["eval_return_mean"])) for row in curve)
+    summary = (tmp_path / "summary.md").read_text()
+    assert f"## {ENV_ID}" in summary and "Threshold: -200.0" in summary
+    assert "| sb3_sac | model-free |" in summary and "| sb3_td3 | model-free |" in summary
+    assert "steps ratio vs sb3_sac" in summary and "Device(s): cpu" in summary
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Everything finished: a second invocation reruns nothing and leaves the run files untouched.
+    runs_dir = tmp_path / "runs"
+    before = _mtimes(runs_dir)
+    assert run.main([*args, "--no-ray"]) == 0
+    assert "0 run(s) to do, 2 already finished" in capsys.readouterr().out
+    assert _mtimes(runs_dir) == before
+
+    # Simulate an interrupted TD3 run: only that one is redone.
+    td3 = run.RunTask("sb3_td3", ENV_ID, 0, 300, 150, 2, "cpu", 1)
+    (runs_dir / f"{td3.stem}.json").unlink()
+    assert run.main([*args, "--no-ray", "--no-report"]) == 0
+    assert "1 run(s) to do, 1 already finished" in capsys.readouterr().out
+    assert json.loads((runs_dir / f"{td3.stem}.json").read_text())["complete"]
+    sac_files = [name for name in before if name.startswith("sb3_sac")]
+    assert {name: _mtimes(runs_dir)[name] for name in sac_files} == {name: before[name] for name in sac_files}
+    assert not (runs_dir / f"{td3.stem}.partial.csv").exists()  # superseded by the finished curve
+
+    # The report can be rebuilt on its own.
+    (tmp_path / "summary.md").unlink()
+    assert report.main([str(tmp_path)]) == 0
+    assert (tmp_path / "summary.md").exists()

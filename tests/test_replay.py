@@ -1,0 +1,50 @@
+"""The sequence replay buffer returns contiguous windows of one environment, also after it wraps around."""
+
+import numpy as np
+import pytest
+
+from ca11_agents.common.replay import SequenceReplayBuffer
+
+
+def fill(buffer: SequenceReplayBuffer, steps: int, episode_len: int = 7) -> None:
+    for t in range(steps):
+        env_ids = np.arange(buffer.n_envs)
+        obs = np.stack([np.full(buffer.obs_dim, 1000 * e + t) for e in env_ids]).astype(np.float32)
+        buffer.add(obs, np.zeros((buffer.n_envs, 1)), np.full(buffer.n_envs, t), np.zeros(buffer.n_envs),
+                   np.full(buffer.n_envs, t % episode_len == 0))
+
+
+def test_windows_are_contiguous_per_env_after_wrapping():
+    buffer = SequenceReplayBuffer(capacity=40, obs_dim=2, action_dim=1, n_envs=2, seed=0)
+    fill(buffer, 53)  # 20 slots per env: the first 33 steps were overwritten
+    assert len(buffer) == 40
+    batch = buffer.sample(256, 6)
+    obs = batch["observations"][..., 0].numpy()
+    env, step = obs // 1000, obs % 1000
+    assert (env == env[:, :1]).all()  # never mixes environments
+    assert (np.diff(step, axis=1) == 1).all()  # consecutive steps, never across the write head
+    assert step.min() >= 33 and step.max() <= 52  # only the steps still stored
+    assert np.array_equal(batch["is_first"].numpy(), (step % 7 == 0).astype(np.float32))
+
+
+def test_save_load_round_trip_and_mismatch(tmp_path):
+    buffer = SequenceReplayBuffer(capacity=30, obs_dim=2, action_dim=1, seed=0)
+    fill(buffer, 45)
+    buffer.save(tmp_path / "replay.npz")
+    other = SequenceReplayBuffer(capacity=30, obs_dim=2, action_dim=1, seed=1)
+    other.load(tmp_path / "replay.npz")
+    for key in buffer.data:
+        assert np.array_equal(buffer.sample(8, 4)[key].numpy(), other.sample(8, 4)[key].numpy())
+    with pytest.raises(ValueError, match="obs_dim=2"):
+        SequenceReplayBuffer(capacity=30, obs_dim=3, action_dim=1).load(tmp_path / "replay.npz")
+    (tmp_path / "broken.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="broken.npz"):
+        other.load(tmp_path / "broken.npz")
+
+
+def test_cannot_sample_longer_windows_than_stored():
+    buffer = SequenceReplayBuffer(capacity=10, obs_dim=1, action_dim=1)
+    fill(buffer, 3)
+    assert not buffer.can_sample(4)
+    with pytest.raises(ValueError, match="cannot sample 4"):
+        buffer.sample(1, 4)
