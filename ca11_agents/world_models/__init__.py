@@ -1,0 +1,28 @@
+"""World models: the feed-forward VAE world model of the notebook's section 1 and the RSSM of section 2.
+
+- :class:`VariationalAutoencoder`, :class:`LatentDynamicsModel`, :class:`RewardModel` and :class:`WorldModel`,
+  which assembles them;
+- :class:`RecurrentStateSpaceModel` and its :class:`RSSMState`, shared with Dreamer;
+- :class:`WorldModelTrainer` and :class:`RSSMTrainer`, the training drivers (one :class:`Trainer` base).
+"""
+
+from ca11_agents.world_models.dynamics import Ensemble, LatentDynamicsModel
+from ca11_agents.world_models.reward_model import RewardModel
+from ca11_agents.world_models.rssm import RecurrentStateSpaceModel, RSSMState
+from ca11_agents.world_models.trainers import RSSMTrainer, Trainer, WorldModelTrainer
+from ca11_agents.world_models.vae import RunningMeanStd, VariationalAutoencoder
+from ca11_agents.world_models.world_model import WorldModel
+
+__all__ = [
+    "VariationalAutoencoder",
+    "LatentDynamicsModel",
+    "RewardModel",
+    "WorldModel",
+    "RecurrentStateSpaceModel",
+    "RSSMState",
+    "Trainer",
+    "WorldModelTrainer",
+    "RSSMTrainer",
+    "Ensemble",
+    "RunningMeanStd",
+]
