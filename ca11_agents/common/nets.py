@@ -32,7 +32,9 @@ def mlp(
     layers: list[nn.Module] = []
     dim = in_dim
     for width in hidden_dims:
-        layers.append(nn.Linear(dim, width, bias=not norm))
+        # Keep the bias even before LayerNorm: LN(W x) is invariant to the scale of x, so a bias-free first layer
+        # would see only the direction of its input (two observations that differ by a factor look the same).
+        layers.append(nn.Linear(dim, width))
         if norm:
             layers.append(nn.LayerNorm(width))
         layers.append(activation())

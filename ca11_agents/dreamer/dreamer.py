@@ -97,7 +97,9 @@ class DreamerAgent(ModelBasedAlgorithm):
             random; ``None`` for all of them (DreamerV3). Imagination dominates an update's cost on a CPU, and
             beyond a few hundred starts the actor's gradient barely improves.
         ent_coef: entropy bonus of the actor (relative to the normalised return).
-        critic_tau: rate of the slow critic's moving average.
+        normalize_returns: divide imagined returns by DreamerV3's percentile scale before the actor maximises them
+            (off: raw returns, as Dreamer v1).
+        critic_tau: rate of the slow critic's moving average (1.0: no slow critic, the critic bootstraps itself).
         grad_clip: clip of every gradient's global norm.
         policy_kwargs: network sizes, see :class:`DreamerPolicy`.
         stats_window_size: episodes averaged by the logger's rollout statistics.
@@ -128,6 +130,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         imagination_horizon: int = 15,
         imagination_starts: int | None = 128,
         ent_coef: float = 3e-4,
+        normalize_returns: bool = True,
         critic_tau: float = 0.02,
         grad_clip: float = 100.0,
         policy_kwargs: dict[str, Any] | None = None,
@@ -170,6 +173,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.gamma, self.return_lambda, self.imagination_horizon = gamma, return_lambda, imagination_horizon
         self.imagination_starts = imagination_starts
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
+        self.normalize_returns = normalize_returns
         self._updates_due = 0.0
         if _init_setup_model:
             self._setup_model()
@@ -190,6 +194,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             "imagination_horizon": self.imagination_horizon,
             "imagination_starts": self.imagination_starts,
             "ent_coef": self.ent_coef,
+            "normalize_returns": self.normalize_returns,
             "critic_tau": self.critic_tau,
             "grad_clip": self.grad_clip,
             "policy_kwargs": self.policy_kwargs,
@@ -288,7 +293,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             returns = lambda_returns(rewards, continues, values, self.gamma, self.return_lambda)
             # Weight step t by the probability that the imagined episode is still running there.
             alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]), continues[:, :-1]], 1), 1).detach()
-            scale = self.return_norm.update(returns)
+            scale = self.return_norm.update(returns) if self.normalize_returns else torch.ones(())
             actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
