@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -111,4 +110,3 @@ def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
 
 
-LOG_2PI = math.log(2.0 * math.pi)
