@@ -76,3 +76,15 @@ def test_kl_balancing_routes_gradients_to_prior_and_posterior_separately():
     extreme[..., 0] = 1e4
     assert torch.isfinite(rssm.kl(extreme, -extreme)[0]).all()
     assert torch.allclose(unimix_probs(extreme, 0.01).min(), torch.tensor(0.01 / 4))
+
+
+def test_return_normaliser_tracks_the_percentile_range_and_never_scales_up():
+    from ca11_agents.dreamer.dreamer import ReturnNormalizer
+
+    norm = ReturnNormalizer(decay=0.5)
+    returns = torch.linspace(0.0, 100.0, 1001)
+    assert torch.allclose(norm.update(returns), torch.tensor(90.0), atol=0.1)  # 95th - 5th percentile
+    # An exponential moving average: halfway towards the new batch's range with decay 0.5.
+    assert torch.allclose(norm.update(returns * 2), torch.tensor(135.0), atol=0.2)
+    small = ReturnNormalizer()
+    assert small.update(torch.linspace(0.0, 0.3, 100)) == 1.0  # small returns are not blown up
