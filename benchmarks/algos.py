@@ -18,7 +18,9 @@ each entry can be checked against the zoo file it cites. Heavy libraries are imp
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -254,6 +256,54 @@ def get_algo(name: str) -> AlgoSpec:
     if name not in ALGOS:
         raise ValueError(f"unknown algorithm {name!r}; valid names: {', '.join(ALGOS)}")
     return ALGOS[name]
+
+
+#: The algorithms defined above; :func:`register_variant` may add others but never replaces these.
+BUILTIN_ALGOS: frozenset[str] = frozenset(ALGOS)
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def merge_hyperparams(values: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` updated with ``overrides``, where ``policy_kwargs`` is merged key by key rather than replaced.
+
+    ``merge_hyperparams({"policy_kwargs": {"units": 64}}, {"policy_kwargs": {"unimix": 0.0}})`` keeps ``units=64``:
+    an override that switches one network option off must not reset the network sizes to the class defaults.
+    """
+    merged = dict(values)
+    for key, value in overrides.items():
+        if key == "policy_kwargs" and isinstance(value, Mapping):
+            merged[key] = {**(merged.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def variant_spec(name: str, base: str, overrides: Mapping[str, Any]) -> AlgoSpec:
+    """An algorithm that is ``base`` with ``overrides`` merged (:func:`merge_hyperparams`) into every env family's
+    hyperparameters; its ``source`` names the base and the overrides. Not registered (see :func:`register_variant`).
+    """
+    if not _VARIANT_NAME.fullmatch(name) or "__" in name:
+        # The name is part of the run files' names, "<algo>__<env>__<seed>", so it must be file-safe and free of "__".
+        raise ValueError(f"variant name {name!r} must match [A-Za-z0-9][A-Za-z0-9_.-]* and contain no '__'")
+    spec = get_algo(base)
+    note = f", overridden with {dict(overrides)!r}"
+    hyperparams = {
+        family: Hyperparams(merge_hyperparams(hp.values, overrides), hp.source + note)
+        for family, hp in spec.hyperparams.items()
+    }
+    return dataclasses.replace(spec, name=name, hyperparams=hyperparams)
+
+
+def register_variant(name: str, base: str, overrides: Mapping[str, Any]) -> AlgoSpec:
+    """Register :func:`variant_spec` ``(name, base, overrides)`` in :data:`ALGOS` so the runner accepts ``name``.
+
+    Registering a name again replaces the earlier variant; a built-in algorithm's name raises a ``ValueError``. The
+    runner hands each run its spec, so variants registered in the driver reach Ray workers too.
+    """
+    if name in BUILTIN_ALGOS:
+        raise ValueError(f"{name!r} is a built-in algorithm; choose another name for the variant")
+    ALGOS[name] = spec = variant_spec(name, base, overrides)
+    return spec
 
 
 # --------------------------------------------------------------------------------------------------------------------

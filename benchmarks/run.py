@@ -138,13 +138,18 @@ def describe_device(device: str, torch_threads: int) -> str:
     return f"cpu ({platform.machine()}, {torch_threads} torch thread(s))"
 
 
-def run_one(task: RunTask, out_dir: str) -> RunResult:
-    """Train and evaluate one run, writing its curve after every evaluation; runs in a Ray worker or in-process."""
+def run_one(task: RunTask, out_dir: str, spec: AlgoSpec | None = None) -> RunResult:
+    """Train and evaluate one run, writing its curve after every evaluation; runs in a Ray worker or in-process.
+
+    ``spec`` defaults to the registered algorithm ``task.algo``. The driver passes it explicitly, because a Ray
+    worker is a fresh process that knows only the built-in algorithms, not variants registered at run time
+    (:func:`benchmarks.algos.register_variant`).
+    """
     import torch
 
     torch.set_num_threads(task.torch_threads)
     import_env_packages()
-    spec = get_algo(task.algo)
+    spec = get_algo(task.algo) if spec is None else spec
     curve = Path(out_dir) / "runs" / f"{task.stem}.csv"
     rows: list[dict[str, Any]] = []
 
@@ -324,7 +329,7 @@ def execute_ray(tasks: Sequence[RunTask], out_dir: Path, cpus_per_run: float, gp
     import ray
 
     remote_run = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(run_one)
-    pending = {remote_run.remote(task, str(out_dir)): task for task in tasks}
+    pending = {remote_run.remote(task, str(out_dir), get_algo(task.algo)): task for task in tasks}
     failures = done = 0
     while pending:
         [ref], _ = ray.wait(list(pending), num_returns=1)

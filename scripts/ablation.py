@@ -1,0 +1,211 @@
+"""Ablation study of DreamerAgent: which of DreamerV3's ingredients buy sample efficiency on the CA11 tasks.
+
+Each variant removes one ingredient from the full agent (see :data:`VARIANTS`); every variant is trained on the same
+env, seeds and budget by the benchmark runner (:mod:`benchmarks.run`), so the outputs, the evaluation protocol and
+resuming are the runner's::
+
+    python scripts/ablation.py --env CA11/ContinuousPendulum-v0 --variants all --seeds 3 --steps 5000 \\
+        --eval-every 250 --out outputs/ablation-pendulum
+
+Writes into ``--out``: ``results.csv``, ``runs/`` (one curve and marker per run), ``summary.md`` (final return with
+bootstrap intervals, env steps and wall-clock to the threshold per variant, ratios against ``dreamer-full``, and a
+table of what each variant removes and why DreamerV3 has it) and ``curves.png``. Run the same command again to
+resume: finished runs are kept, unfinished ones restart. Variants are registered under the names ``dreamer-<name>``.
+
+References: DreamerV3 = Hafner et al., "Mastering Diverse Domains through World Models" (arXiv:2301.04104);
+DreamerV2 = Hafner et al., "Mastering Atari with Discrete World Models" (ICLR 2021).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# benchmarks/ is not an installed package: make the checkout's copy importable when run as scripts/ablation.py.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import run  # noqa: E402
+from benchmarks.algos import get_algo, merge_hyperparams, register_variant  # noqa: E402
+from benchmarks.report import atomic_write_text, finished_runs, write_report  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of the ablation: the full agent with one ingredient removed."""
+
+    name: str
+    """Command-line name; the runner's algorithm name is ``dreamer-<name>``."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """DreamerAgent constructor arguments; ``policy_kwargs`` entries are merged into the benchmark's, not replacing
+    them (:func:`benchmarks.algos.merge_hyperparams`)."""
+    removes: str = ""
+    """What the variant takes away."""
+    motivation: str = ""
+    """Where the ingredient comes from and what it is meant to fix."""
+
+    @property
+    def algo(self) -> str:
+        """The variant's name in results.csv and the run files."""
+        return f"dreamer-{self.name}"
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("full", {}, "nothing (the reference)", "DreamerV3 as implemented by DreamerAgent"),
+        Variant(
+            "no_categorical",
+            {"policy_kwargs": {"latent": "gaussian"}},
+            "categorical latents: the RSSM's stochastic state is a diagonal Gaussian instead",
+            "DreamerV2, 'World model learning' and its ablations (categorical latents beat Gaussian ones on most "
+            "Atari games); kept by DreamerV3, 'World model learning'",
+        ),
+        Variant(
+            "no_symlog",
+            {"policy_kwargs": {"symlog_obs": False}},
+            "symlog observations: the encoder reads and the decoder reconstructs raw observations",
+            "DreamerV3, 'Robust predictions': symlog squashes large inputs and targets so one set of "
+            "hyperparameters fits observations of any scale",
+        ),
+        Variant(
+            "no_unimix",
+            {"policy_kwargs": {"unimix": 0.0}},
+            "the 1 % uniform mixture of the categorical latents",
+            "DreamerV3, 'World model learning': the mixture keeps latent probabilities away from 0, so the KL "
+            "terms cannot spike",
+        ),
+        Variant(
+            "no_free_bits",
+            {"policy_kwargs": {"free_bits": 0.0}},
+            "free bits: the KL losses are no longer clipped below 1 nat",
+            "DreamerV3, 'World model learning': clipping the KL below 1 nat stops the model from spending "
+            "capacity on squeezing an already small KL, and focuses it on prediction",
+        ),
+        Variant(
+            "no_return_norm",
+            {"normalize_returns": False},
+            "return normalisation: the actor maximises raw lambda-returns (as Dreamer v1)",
+            "DreamerV3, 'Actor learning': dividing returns by max(1, EMA of their 5th-95th percentile range) "
+            "makes one entropy scale work for dense and sparse rewards",
+        ),
+        Variant(
+            "no_slow_critic",
+            {"critic_tau": 1.0},
+            "the slow critic: the lambda-returns bootstrap from the critic being trained",
+            "DreamerV2/V3, 'Critic learning': bootstrapping from an exponential moving average of the critic "
+            "stabilises the regression targets",
+        ),
+    )
+}
+
+
+def parse_variants(text: str) -> list[Variant]:
+    """``"all"`` or comma-separated names of :data:`VARIANTS`; unknown names raise a ``ValueError`` listing them."""
+    names = list(VARIANTS) if text.strip() == "all" else run.parse_names(text)
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        raise ValueError(f"unknown variant(s) {unknown}; valid: all, {', '.join(VARIANTS)}")
+    return [VARIANTS[name] for name in dict.fromkeys(names)]  # dict: drop repeats, keep the order
+
+
+def parse_hparams(text: str | None) -> dict[str, Any]:
+    """``--hparams``: a JSON object of DreamerAgent arguments applied to every variant (or trial)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--hparams must be a JSON object, got {text!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--hparams must be a JSON object such as '{{\"train_freq\": 4}}', got {text!r}")
+    return value
+
+
+def register(variants: Sequence[Variant], hparams: Mapping[str, Any]) -> None:
+    """Register each variant with the runner as ``dreamer`` + ``hparams`` + its own overrides (the removal wins)."""
+    for variant in variants:
+        register_variant(variant.algo, "dreamer", merge_hyperparams(hparams, variant.overrides))
+
+
+def warn_stale_runs(out_dir: Path, variants: Sequence[Variant], env_ids: Sequence[str]) -> None:
+    """Note finished runs whose hyperparameters differ from this invocation's (they are kept, as the runner does)."""
+    algos = {v.algo for v in variants}
+    for stem, marker in finished_runs(out_dir / "runs").items():
+        if marker["algo"] not in algos or marker["env_id"] not in env_ids:
+            continue
+        wanted = {k: repr(v) for k, v in get_algo(marker["algo"]).hyperparams_for(marker["env_id"]).values.items()}
+        if marker.get("hyperparams") != wanted:
+            print(f"note: keeping finished {stem}, trained with other hyperparameters ({marker.get('hyperparams')}); "
+                  f"delete runs/{stem}.* to redo it")
+
+
+def variants_section(variants: Sequence[Variant]) -> str:
+    """Markdown table appended to summary.md: what each variant removes and why DreamerV3 has it."""
+    lines = ["## Variants", "", "| variant | removes | overrides | motivation |", "|---|---|---|---|"]
+    for v in variants:
+        lines.append(f"| {v.algo} | {v.removes} | `{json.dumps(dict(v.overrides))}` | {v.motivation} |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="env id (comma-separated for several)")
+    parser.add_argument("--variants", default="all", help=f"'all' or a comma-separated subset of {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list '0,1,2'")
+    parser.add_argument("--steps", type=int, default=5000, help="env steps per run")
+    parser.add_argument("--eval-every", type=int, default=250,
+                        help="env steps between evaluations (the resolution of steps-to-threshold)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="deterministic episodes per evaluation")
+    parser.add_argument("--hparams", help="JSON object of DreamerAgent arguments applied to every variant, e.g. "
+                        "'{\"train_freq\": 4, \"policy_kwargs\": {\"units\": 64}}'")  # fmt: skip
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--out", required=True, type=Path, help="output directory (reuse it to resume)")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--cpus-per-run", type=int, default=1, help="Ray CPUs (and torch threads) per run")
+    parser.add_argument("--no-ray", action="store_true", help="run sequentially in this process")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ablation; returns the runner's exit status (0 all finished, 1 some failed, 2 bad arguments)."""
+    args = build_parser().parse_args(argv)
+    try:
+        variants = parse_variants(args.variants)
+        # All of them, so that the report also knows variants finished by earlier invocations in the same --out.
+        register(list(VARIANTS.values()), parse_hparams(args.hparams))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    env_ids = run.parse_names(args.env)
+    if (args.out / "runs").is_dir():
+        warn_stale_runs(args.out, variants, env_ids)
+    runner_args = ["--algos", ",".join(v.algo for v in variants), "--envs", args.env, "--seeds", args.seeds,
+                   "--steps", str(args.steps), "--eval-every", str(args.eval_every),
+                   "--eval-episodes", str(args.eval_episodes), "--device", args.device, "--out", str(args.out),
+                   "--cpus-per-run", str(args.cpus_per_run), "--no-report"]  # fmt: skip
+    if args.num_cpus is not None:
+        runner_args += ["--num-cpus", str(args.num_cpus)]
+    if args.no_ray:
+        runner_args.append("--no-ray")
+    status = run.main(runner_args)
+    if status == 2 or not (args.out / "results.csv").exists():
+        return status
+    # Ratios against the full agent: < 1 would mean removing the ingredient made learning faster.
+    paths = write_report(args.out, baseline=VARIANTS["full"].algo)
+    summary, finished = paths[0], {marker["algo"] for marker in finished_runs(args.out / "runs").values()}
+    text = summary.read_text().replace("# Benchmark summary", "# Ablation summary (DreamerAgent)", 1)
+    reported = [v for v in VARIANTS.values() if v.algo in finished]
+    atomic_write_text(summary, text.rstrip("\n") + "\n\n" + variants_section(reported))
+    for path in paths:
+        print(f"wrote {path}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
