@@ -17,6 +17,7 @@ from stable_baselines3.common.callbacks import (
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.monitor import Monitor
 
 from ca11_agents import DreamerAgent
 
@@ -96,7 +97,7 @@ def test_several_envs_and_callback_that_stops_training():
 def test_logger_eval_and_checkpoint_callbacks(tmp_path):
     agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=1, **TINY)
     agent.set_logger(configure(str(tmp_path / "log"), ["csv"]))
-    eval_cb = EvalCallback(gym.make("Pendulum-v1"), eval_freq=200, n_eval_episodes=1, log_path=str(tmp_path / "eval"))
+    eval_cb = EvalCallback(Monitor(gym.make("Pendulum-v1")), eval_freq=200, n_eval_episodes=1, log_path=str(tmp_path / "eval"))
     ckpt_cb = CheckpointCallback(save_freq=200, save_path=str(tmp_path / "ckpt"), save_replay_buffer=True)
     agent.learn(400, callback=[eval_cb, ckpt_cb], log_interval=1)
     assert np.load(tmp_path / "eval" / "evaluations.npz")["timesteps"].tolist() == [200, 400]

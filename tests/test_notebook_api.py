@@ -29,7 +29,7 @@ def test_section_1_world_model_calls():
     assert len(data["observations"]) == 300 and data["observations"][0].shape == (4,)
     vae = VariationalAutoencoder(4, 8, [32, 16])
     recon, mu, log_var, z = vae(torch.randn(10, 4))
-    assert recon.shape == (10, 4) and z.shape == (10, 8) and float(vae.kl_divergence(mu, log_var)) >= 0.0
+    assert recon.shape == (10, 4) and z.shape == (10, 8) and vae.kl_divergence(mu, log_var).item() >= 0.0
     world_model = WorldModel(vae, LatentDynamicsModel(8, 1, [32], stochastic=True), RewardModel(8, 1, [16]))
     next_obs, reward = world_model.predict_next_state_and_reward(torch.randn(5, 4), torch.randn(5, 1))
     assert next_obs.shape == (5, 4) and reward.shape[0] == 5
