@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
@@ -39,11 +40,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-episodes", type=int, default=5, help="deterministic episodes per evaluation")
     parser.add_argument("--preset", choices=sorted(DREAMER_PRESETS), default="cpu", help="network/batch sizes")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (the default networks are small: one thread is fastest, and more "
+                             "threads slow down badly when other jobs share the cores)")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args()
-    if args.steps < 1 or args.eval_every < 1 or args.eval_episodes < 1:
-        parser.error("--steps, --eval-every and --eval-episodes must be positive")
+    if min(args.steps, args.eval_every, args.eval_episodes, args.threads) < 1:
+        parser.error("--steps, --eval-every, --eval-episodes and --threads must be positive")
     return args
 
 
@@ -87,6 +91,7 @@ def record_gif(agent: DreamerAgent, env_id: str, path: Path, seed: int) -> float
 
 def main() -> None:
     args = parse_args()
+    torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     agent = DreamerAgent("MlpPolicy", args.env, seed=args.seed, device=args.device, verbose=0,
                          **DREAMER_PRESETS[args.preset])
