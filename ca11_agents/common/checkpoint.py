@@ -29,6 +29,7 @@ def atomic_write(path: str | os.PathLike, write: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the permissions open() would
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -38,6 +39,12 @@ def atomic_write(path: str | os.PathLike, write: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_checkpoint(path: str | os.PathLike, kind: str, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:

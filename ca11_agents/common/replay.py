@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from ca11_agents.common.checkpoint import atomic_write
 
 FIELDS = ("observations", "actions", "rewards", "terminated", "is_first")
 
@@ -95,16 +96,9 @@ class SequenceReplayBuffer:
     def save(self, path: str | os.PathLike) -> None:
         """Write the buffer to ``path`` (NumPy ``.npz``, no pickled objects), atomically: an interrupted write
         leaves any previous file at ``path`` intact."""
-        path = Path(path)
         meta = np.array([self.n_envs, self.size_per_env, self.obs_dim, self.action_dim, self.pos, self.count])
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, meta=meta, rng_state=np.frombuffer(_rng_bytes(self.rng), np.uint8), **self.data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        rng_state = np.frombuffer(_rng_bytes(self.rng), np.uint8)
+        atomic_write(path, lambda f: np.savez(f, meta=meta, rng_state=rng_state, **self.data))
 
     def load(self, path: str | os.PathLike) -> None:
         """Replace the contents with a buffer written by :meth:`save`.
