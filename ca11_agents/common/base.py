@@ -31,7 +31,12 @@ SelfModelBased = TypeVar("SelfModelBased", bound="ModelBasedAlgorithm")
 
 def box_to_json(space: spaces.Box) -> dict[str, Any]:
     """A ``Box`` as JSON (shape, bounds, dtype)."""
-    return {"shape": list(space.shape), "low": space.low.tolist(), "high": space.high.tolist(), "dtype": str(space.dtype)}
+    return {
+        "shape": list(space.shape),
+        "low": space.low.tolist(),
+        "high": space.high.tolist(),
+        "dtype": str(space.dtype),
+    }
 
 
 def box_from_json(data: dict[str, Any]) -> spaces.Box:

@@ -47,7 +47,9 @@ def _umask() -> int:
     return mask
 
 
-def save_checkpoint(path: str | os.PathLike, kind: str, config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike, kind: str, config: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> Path:
     """Write ``config`` (JSON-serialisable) and ``tensors`` to ``path`` atomically.
 
     Args:

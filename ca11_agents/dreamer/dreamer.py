@@ -64,7 +64,8 @@ class ReturnNormalizer(torch.nn.Module):
     @torch.no_grad()
     def update(self, returns: torch.Tensor) -> torch.Tensor:
         """Fold a batch of returns into the statistic and return the scale ``max(1, range)``."""
-        quantiles = torch.quantile(returns.detach().flatten().float(), torch.tensor([self.low, self.high]))
+        levels = torch.tensor([self.low, self.high], device=returns.device)
+        quantiles = torch.quantile(returns.detach().flatten().float(), levels)
         spread = quantiles[1] - quantiles[0]
         if bool(self.initialised):
             self.range.mul_(self.decay).add_((1.0 - self.decay) * spread)
@@ -165,7 +166,9 @@ class DreamerAgent(ModelBasedAlgorithm):
             if int(value) < 1:
                 raise ValueError(f"DreamerAgent: {name} must be >= 1, got {value}")
         if not 0.0 < gamma <= 1.0 or not 0.0 <= return_lambda <= 1.0:
-            raise ValueError(f"DreamerAgent: need 0 < gamma <= 1 and 0 <= return_lambda <= 1, got {gamma}, {return_lambda}")
+            raise ValueError(
+                f"DreamerAgent: need 0 < gamma <= 1 and 0 <= return_lambda <= 1, got {gamma}, {return_lambda}"
+            )
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.buffer_size, self.learning_starts = buffer_size, learning_starts
         self.batch_size, self.seq_len = batch_size, seq_len
@@ -230,8 +233,11 @@ class DreamerAgent(ModelBasedAlgorithm):
         return {"model": self.model_optimizer, "actor": self.actor_optimizer, "critic": self.critic_optimizer}
 
     def _extra_state(self) -> dict[str, Any]:
-        return {**super()._extra_state(), "return_range": float(self.return_norm.range),
-                "return_initialised": bool(self.return_norm.initialised)}
+        return {
+            **super()._extra_state(),
+            "return_range": float(self.return_norm.range),
+            "return_initialised": bool(self.return_norm.initialised),
+        }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         super()._load_extra_state(state)
@@ -293,7 +299,10 @@ class DreamerAgent(ModelBasedAlgorithm):
             returns = lambda_returns(rewards, continues, values, self.gamma, self.return_lambda)
             # Weight step t by the probability that the imagined episode is still running there.
             alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]), continues[:, :-1]], 1), 1).detach()
-            scale = self.return_norm.update(returns) if self.normalize_returns else torch.ones(())
+            if self.normalize_returns:
+                scale = self.return_norm.update(returns)
+            else:
+                scale = torch.ones((), device=self.device)
             actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
@@ -332,7 +341,9 @@ class DreamerAgent(ModelBasedAlgorithm):
         progress_bar: bool = False,
     ) -> SelfDreamer:
         """Train for ``total_timesteps`` env steps (SB3's signature; ``log_interval`` counts episodes)."""
-        total_timesteps, callback = self._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
         env = self.env
         assert env is not None, "DreamerAgent.learn needs an env: pass one to the constructor or to load()"
         n = env.num_envs
@@ -415,7 +426,9 @@ class DreamerAgent(ModelBasedAlgorithm):
         policy = self.policy
         obs = torch.as_tensor(np.asarray(observation, np.float32).reshape(1, -1), device=self.device)
         zero_action = torch.zeros(1, self.action_space.shape[0], device=self.device)
-        state = policy.rssm.obs_step(policy.initial_state(1), zero_action, policy.rssm.embed(obs), torch.ones(1, device=self.device), True)
+        state = policy.rssm.obs_step(
+            policy.initial_state(1), zero_action, policy.rssm.embed(obs), torch.ones(1, device=self.device), True
+        )
         feats, actions, rewards = [policy.rssm.features(state)], [], []
         for _ in range(steps):
             action = policy.actor.act(feats[-1], deterministic)

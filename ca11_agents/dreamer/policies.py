@@ -88,7 +88,12 @@ class DreamerPolicy(BasePolicy):
 
     @torch.no_grad()
     def act(
-        self, obs: torch.Tensor, state: RSSMState, prev_action: torch.Tensor, is_first: torch.Tensor, deterministic: bool
+        self,
+        obs: torch.Tensor,
+        state: RSSMState,
+        prev_action: torch.Tensor,
+        is_first: torch.Tensor,
+        deterministic: bool,
     ) -> tuple[torch.Tensor, RSSMState]:
         """Filter one observation per env ``(n, O)`` into the latent state and pick normalised actions ``(n, A)``."""
         state = self.rssm.obs_step(state, prev_action, self.rssm.embed(obs), is_first, deterministic)
