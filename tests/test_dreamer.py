@@ -19,7 +19,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
-from ca11_agents import DreamerAgent
+from ca11_agents import DREAMER_PRESETS, DreamerAgent
 
 TINY = dict(
     learning_starts=50,
@@ -223,3 +223,10 @@ def test_world_model_learns_during_a_short_run():
     after = agent.policy.rssm.loss(agent.replay_buffer.sample(16, 8))[1]
     assert after["reconstruction_loss"] < 0.5 * before["reconstruction_loss"]
     assert after["reward_loss"] < before["reward_loss"]
+
+
+@pytest.mark.parametrize("preset", sorted(DREAMER_PRESETS))
+def test_every_preset_builds_and_acts(preset):
+    agent = DreamerAgent("MlpPolicy", "CA11/ContinuousPendulum-v0", seed=0, **DREAMER_PRESETS[preset])
+    action, state = agent.predict(np.zeros(3, np.float32), deterministic=True)
+    assert action.shape == (1,) and state[0].shape == (1, agent.policy.rssm.hidden_dim)
