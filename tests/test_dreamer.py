@@ -19,6 +19,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
+import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DREAMER_PRESETS, DreamerAgent
 
 TINY = dict(
