@@ -82,3 +82,27 @@ class PygameRenderer:
         if self._window is not None:
             self.pygame.display.quit()
             self._window = None
+
+
+class RendererOwner:
+    """Mixin for the environments that draw through a :class:`PygameRenderer` kept in ``self._renderer``: it is made
+    on first use, closed with the environment, and left out of pickles (the next ``render()`` makes a new one).
+
+    The class it is mixed into provides ``render_mode``, ``metadata["render_fps"]`` and ``name``.
+    """
+
+    _renderer: PygameRenderer | None = None
+
+    def _get_renderer(self, width: int, height: int) -> PygameRenderer:
+        if self._renderer is None:
+            self._renderer = PygameRenderer(width, height, self.render_mode, self.metadata["render_fps"], self.name)
+        return self._renderer
+
+    def _close_renderer(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the pygame surfaces."""
+        return {**self.__dict__, "_renderer": None}

@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ca11_gym.envs.utils import validate_batch_action, validate_scalar_action
-from ca11_gym.rendering import PygameRenderer
+from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 # CartPole-v1's constants (gymnasium/envs/classic_control/cartpole.py), computed the same way so every float matches.
 GRAVITY = 9.8
@@ -30,7 +30,7 @@ _OBS_HIGH = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dty
 _SCREEN_WIDTH, _SCREEN_HEIGHT = 600, 400
 
 
-class ContinuousCartPole(Env[np.ndarray, np.ndarray]):
+class ContinuousCartPole(RendererOwner, Env[np.ndarray, np.ndarray]):
     """
     ## Description
 
@@ -199,25 +199,16 @@ class ContinuousCartPole(Env[np.ndarray, np.ndarray]):
             return None
         if self._state is None:
             raise RuntimeError(f"{self.name}: call reset() before render()")
-        if self._renderer is None:
-            self._renderer = PygameRenderer(
-                _SCREEN_WIDTH, _SCREEN_HEIGHT, self.render_mode, self.metadata["render_fps"], self.name
-            )
-        draw_cartpole(self._renderer, self._state[0], self._state[2], self._force)
-        return self._renderer.present()
+        renderer = self._get_renderer(_SCREEN_WIDTH, _SCREEN_HEIGHT)
+        draw_cartpole(renderer, self._state[0], self._state[2], self._force)
+        return renderer.present()
 
     def close(self) -> None:
         """Close the window, if one was opened."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the pygame surfaces (a new renderer is made on the next ``render()``)."""
-        return {**self.__dict__, "_renderer": None}
+        self._close_renderer()
 
 
-class ContinuousCartPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` copies of :class:`ContinuousCartPole` stepped together with numpy (Gymnasium's
     ``CartPoleVectorEnv`` pattern).
 
@@ -339,25 +330,16 @@ class ContinuousCartPoleVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray])
             return None
         if self.state is None:
             raise RuntimeError(f"{self.name}: call reset() before render()")
-        if self._renderer is None:
-            self._renderer = PygameRenderer(
-                _SCREEN_WIDTH, _SCREEN_HEIGHT, self.render_mode, self.metadata["render_fps"], self.name
-            )
+        renderer = self._get_renderer(_SCREEN_WIDTH, _SCREEN_HEIGHT)
         frames = []
         for i in range(min(self.num_envs, self.num_rendered_envs)):
-            draw_cartpole(self._renderer, float(self.state[0, i]), float(self.state[2, i]), float(self._force[i]))
-            frames.append(self._renderer.present())
+            draw_cartpole(renderer, float(self.state[0, i]), float(self.state[2, i]), float(self._force[i]))
+            frames.append(renderer.present())
         return tuple(frames)
 
     def close_extras(self, **kwargs: Any) -> None:
         """Release the pygame surfaces."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the pygame surfaces."""
-        return {**self.__dict__, "_renderer": None}
+        self._close_renderer()
 
 
 def draw_cartpole(renderer: PygameRenderer, x: float, theta: float, force: float) -> None:

@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ca11_gym.envs.utils import validate_batch_action, validate_scalar_action
-from ca11_gym.rendering import PygameRenderer
+from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 # Pendulum-v1's constants (gymnasium/envs/classic_control/pendulum.py).
 MAX_SPEED = 8.0
@@ -35,7 +35,7 @@ def _reset_high(options: dict[str, Any] | None) -> np.ndarray:
     return np.array([x, y])
 
 
-class ContinuousPendulum(Env[np.ndarray, np.ndarray]):
+class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
     """
     ## Description
 
@@ -183,25 +183,16 @@ class ContinuousPendulum(Env[np.ndarray, np.ndarray]):
             return None
         if not self._started:
             raise RuntimeError(f"{self.name}: call reset() before render()")
-        if self._renderer is None:
-            self._renderer = PygameRenderer(
-                _SCREEN_DIM, _SCREEN_DIM, self.render_mode, self.metadata["render_fps"], self.name
-            )
-        draw_pendulum(self._renderer, self._theta, self.last_u)
-        return self._renderer.present()
+        renderer = self._get_renderer(_SCREEN_DIM, _SCREEN_DIM)
+        draw_pendulum(renderer, self._theta, self.last_u)
+        return renderer.present()
 
     def close(self) -> None:
         """Close the window, if one was opened."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the pygame surfaces (a new renderer is made on the next ``render()``)."""
-        return {**self.__dict__, "_renderer": None}
+        self._close_renderer()
 
 
-class ContinuousPendulumVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
+class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
     """``num_envs`` copies of :class:`ContinuousPendulum` stepped together with numpy (Gymnasium's
     ``CartPoleVectorEnv`` pattern).
 
@@ -322,25 +313,16 @@ class ContinuousPendulumVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray])
             return None
         if self.theta is None:
             raise RuntimeError(f"{self.name}: call reset() before render()")
-        if self._renderer is None:
-            self._renderer = PygameRenderer(
-                _SCREEN_DIM, _SCREEN_DIM, self.render_mode, self.metadata["render_fps"], self.name
-            )
+        renderer = self._get_renderer(_SCREEN_DIM, _SCREEN_DIM)
         frames = []
         for i in range(min(self.num_envs, self.num_rendered_envs)):
-            draw_pendulum(self._renderer, float(self.theta[i]), float(self.last_u[i]))
-            frames.append(self._renderer.present())
+            draw_pendulum(renderer, float(self.theta[i]), float(self.last_u[i]))
+            frames.append(renderer.present())
         return tuple(frames)
 
     def close_extras(self, **kwargs: Any) -> None:
         """Release the pygame surfaces."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickle without the pygame surfaces."""
-        return {**self.__dict__, "_renderer": None}
+        self._close_renderer()
 
 
 def angle_normalize(x: Any) -> Any:

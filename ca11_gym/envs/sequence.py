@@ -11,7 +11,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ca11_gym.envs.utils import validate_action
-from ca11_gym.rendering import PygameRenderer
+from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 _PLUS, _MINUS, _EMPTY = (66, 133, 244), (244, 160, 66), (200, 200, 200)  # cue colours: +1 blue, -1 orange
 _WIDTH, _HEIGHT = 600, 260
@@ -27,7 +27,7 @@ def recall_reward(action: np.ndarray | float, target: np.ndarray | float) -> np.
     return 1.0 - 0.5 * (action - target) ** 2
 
 
-class _SequenceTask:
+class _SequenceTask(RendererOwner):
     """The arguments and the return bounds shared by :class:`SequenceEnvironment` and its vector twin."""
 
     name: str = "SequenceEnvironment"
@@ -80,10 +80,6 @@ class _SequenceTask:
         if arr.shape != shape or not np.all(np.abs(arr) == 1.0):
             raise ValueError(message)
         return arr
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The renderer holds the pygame module and a window, neither picklable; a copy opens its own on render().
-        return {**self.__dict__, "_renderer": None}
 
 
 def _spaces() -> tuple[spaces.Box, spaces.Box]:
@@ -300,15 +296,12 @@ class SequenceEnvironment(_SequenceTask, gym.Env[np.ndarray, np.ndarray]):
             return None
         if self._cues is None:
             raise RuntimeError(f"{self.name}: call reset() before render()")
-        if self._renderer is None:
-            self._renderer = PygameRenderer(_WIDTH, _HEIGHT, self.render_mode, self.metadata["render_fps"], self.name)
-        return _draw(self._renderer, self._cues, self._actions, self._t, self.memory_size, self._last_reward)
+        renderer = self._get_renderer(_WIDTH, _HEIGHT)
+        return _draw(renderer, self._cues, self._actions, self._t, self.memory_size, self._last_reward)
 
     def close(self) -> None:
         """Close the render window, if any."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._close_renderer()
 
 
 class SequenceEnvironmentVectorEnv(_SequenceTask, VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
@@ -396,16 +389,13 @@ class SequenceEnvironmentVectorEnv(_SequenceTask, VectorEnv[np.ndarray, np.ndarr
             return None
         if self._cues is None:
             raise RuntimeError(f"{self.name}: call reset() before render()")
-        if self._renderer is None:
-            self._renderer = PygameRenderer(_WIDTH, _HEIGHT, self.render_mode, self.metadata["render_fps"], self.name)
+        renderer = self._get_renderer(_WIDTH, _HEIGHT)
         return tuple(
-            _draw(self._renderer, self._cues[i], self._actions[i], int(self._t[i]), self.memory_size,
+            _draw(renderer, self._cues[i], self._actions[i], int(self._t[i]), self.memory_size,
                   None if np.isnan(self._last_reward[i]) else float(self._last_reward[i]))
             for i in range(self.num_envs)
         )
 
     def close_extras(self, **kwargs: Any) -> None:
         """Release the renderer."""
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._close_renderer()
