@@ -11,7 +11,7 @@ from gymnasium.envs.classic_control import utils as cc_utils
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ca11_gym.envs.utils import validate_batch_action, validate_scalar_action
+from ca11_gym.envs.utils import check_num_envs, check_render_mode, validate_batch_action, validate_scalar_action
 from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 # Pendulum-v1's constants (gymnasium/envs/classic_control/pendulum.py).
@@ -112,8 +112,7 @@ class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
     name: str = "ContinuousPendulum"
 
     def __init__(self, render_mode: str | None = None, g: float = 10.0) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"{self.name}: render_mode must be one of {self.metadata['render_modes']} or None")
+        check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.g = g
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -225,10 +224,8 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         g: float = 10.0,
         num_rendered_envs: int = 4,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"{self.name}: num_envs must be a positive integer, got {num_envs!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"{self.name}: render_mode must be one of {self.metadata['render_modes']} or None")
+        check_num_envs(self.name, num_envs)
+        check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.num_envs = num_envs
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode

@@ -10,7 +10,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ca11_gym.envs.utils import validate_action
+from ca11_gym.envs.utils import check_num_envs, check_render_mode, validate_action
 from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 _PLUS, _MINUS, _EMPTY = (66, 133, 244), (244, 160, 66), (200, 200, 200)  # cue colours: +1 blue, -1 orange
@@ -44,9 +44,7 @@ class _SequenceTask(RendererOwner):
                 f"{self.name}: episode_length ({episode_length}) must be greater than memory_size ({memory_size}), "
                 "otherwise no step is ever scored"
             )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"{self.name}: render_mode must be one of {self.metadata['render_modes']} or None, "
-                             f"got {render_mode!r}")
+        check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.memory_size, self.episode_length, self.render_mode = int(memory_size), int(episode_length), render_mode
         self._renderer: PygameRenderer | None = None
 
@@ -326,8 +324,7 @@ class SequenceEnvironmentVectorEnv(_SequenceTask, VectorEnv[np.ndarray, np.ndarr
 
     def __init__(self, num_envs: int = 1, memory_size: int = 5, episode_length: int = 25,
                  render_mode: str | None = None) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"{self.name}: num_envs must be a positive integer, got {num_envs!r}")
+        check_num_envs(self.name, num_envs)
         self._init_task(memory_size, episode_length, render_mode)
         self.num_envs = int(num_envs)
         self.single_observation_space, self.single_action_space = _spaces()

@@ -86,3 +86,16 @@ def validate_batch_action(actions: Any, space: spaces.Box, env_name: str, batch_
     ):
         return actions.astype(np.float64)
     return validate_action(actions, space, env_name, batch_size)
+
+
+def check_render_mode(env_name: str, render_mode: str | None, render_modes: list[str]) -> None:
+    """Raise a ``ValueError`` naming the environment unless ``render_mode`` is ``None`` or one of ``render_modes``."""
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"{env_name}: render_mode must be one of {render_modes} or None, got {render_mode!r}")
+
+
+def check_num_envs(env_name: str, num_envs: object) -> int:
+    """The number of sub-environments of a vector env as an ``int``; ``ValueError`` unless a positive integer."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"{env_name}: num_envs must be a positive integer, got {num_envs!r}")
+    return int(num_envs)
