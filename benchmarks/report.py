@@ -147,6 +147,12 @@ def first_crossing(curve: pd.DataFrame, threshold: float) -> tuple[float, float]
     return float(hits["env_steps"].iloc[0]), float(hits["wall_s"].iloc[0])
 
 
+def return_at(curve: pd.DataFrame, env_steps: int) -> float:
+    """Mean return of one run's last evaluation at or before ``env_steps``."""
+    ordered = curve[curve["env_steps"] <= env_steps].sort_values("env_steps")
+    return float(ordered["eval_return_mean"].iloc[-1]) if not ordered.empty else math.nan
+
+
 def load_results(out_dir: Path) -> pd.DataFrame:
     """Read ``out_dir/results.csv``."""
     path = out_dir / "results.csv"
@@ -186,9 +192,13 @@ def device_names(out_dir: Path, results: pd.DataFrame) -> dict[tuple[str, str], 
 def summarize(results: pd.DataFrame, thresholds: dict[str, float | None], baseline: str) -> pd.DataFrame:
     """One row per (env, algo): final-return statistics, time to threshold and ratios against ``baseline``."""
     rows = []
+    # Algorithms may run with different budgets; all of them are also compared at the smallest budget of the env.
+    common = results.groupby(["env", "algo"])["env_steps"].max().groupby("env").min()
     for (env, algo), cell in results.groupby(["env", "algo"], sort=True):
         runs = {seed: curve for seed, curve in cell.groupby("seed")}
         final = np.array([curve.sort_values("env_steps")["eval_return_mean"].iloc[-1] for curve in runs.values()])
+        # Evaluations fall on the learner's own step boundaries (PPO: rollouts), so name their typical spacing.
+        intervals = [np.median(np.diff(np.sort(curve["env_steps"].unique()))) for curve in runs.values() if len(curve) > 1]
         threshold = thresholds.get(env)
         crossings = np.array(
             [first_crossing(curve, threshold) if threshold is not None else (math.nan, math.nan)
@@ -196,6 +206,8 @@ def summarize(results: pd.DataFrame, thresholds: dict[str, float | None], baseli
         )  # fmt: skip
         rows.append({
             "env": env, "algo": algo, "seeds": len(runs), "final_steps": int(cell["env_steps"].max()),
+            "eval_every": int(np.median(intervals)) if intervals else None, "common_steps": int(common[env]),
+            "common_median": float(np.median([return_at(curve, common[env]) for curve in runs.values()])),
             "final_median": float(np.median(final)), "final_median_ci": bootstrap_ci(final, "median"),
             "final_iqm": iqm(final), "final_iqm_ci": bootstrap_ci(final, "iqm"),
             "reached": int(np.isfinite(crossings[:, 0]).sum()) if threshold is not None else None,
@@ -234,7 +246,9 @@ def render_summary(
 
     lines = ["# Benchmark summary", ""]
     lines += [f"Device(s): {', '.join(sorted(set(devices.values()))) or 'unknown'}.", ""]
-    lines += [f"Final return over seeds: median and IQM with 95 % bootstrap intervals. Steps and wall-clock to "
+    lines += ["Budget: env steps of a run (and between its evaluations); final return: at the run's own budget, "
+              "'median at N steps': every algorithm at the env's smallest budget. "
+              f"Final return over seeds: median and IQM with 95 % bootstrap intervals. Steps and wall-clock to "
               f"threshold: median over seeds (unreached = infinite), with seeds reached. Ratios: against "
               f"`{baseline}` on the same env (< 1 = sooner; – where `{baseline}` did not reach the threshold or did "
               "not run). Method: see `benchmarks/report.py`.", ""]  # fmt: skip
@@ -242,22 +256,22 @@ def render_summary(
         info = envs.get(env, {})
         threshold = info.get("threshold")
         lines += [f"## {env}", ""]
-        budget = ""
-        if "steps" in info:
-            budget = f", budget {info['steps']:,} env steps, evaluation every {info['eval_every']:,}"
-        lines += [f"Threshold: {_fmt(threshold) if threshold is not None else 'none known'}{budget}.", ""]
-        lines += ["| algorithm | kind | seeds | final median [95% CI] | final IQM [95% CI] | steps to threshold "
-                  f"(reached) | wall-clock to threshold (s) | steps ratio vs {baseline} | wall ratio vs {baseline} "
-                  "| device |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"Threshold: {_fmt(threshold) if threshold is not None else 'none known'}.", ""]
+        common = int(cell["common_steps"].iloc[0])
+        lines += ["| algorithm | kind | seeds | budget (eval every) | final median [95% CI] | final IQM [95% CI] "
+                  f"| median at {common:,} steps | steps to threshold (reached) | wall-clock to threshold (s) "
+                  f"| steps ratio vs {baseline} | wall ratio vs {baseline} | device |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for _, row in cell.sort_values("algo").iterrows():
             spec = ALGOS.get(row["algo"])
             kind = "?" if spec is None else ("model-based" if spec.model_based else "model-free")
             median_ci, iqm_ci = row["final_median_ci"], row["final_iqm_ci"]
             reached = "" if pd.isna(row["reached"]) else f" ({int(row['reached'])}/{row['seeds']})"
+            every = "" if pd.isna(row["eval_every"]) else f" ({int(row['eval_every']):,})"
             lines.append(
-                f"| {row['algo']} | {kind} | {row['seeds']} "
+                f"| {row['algo']} | {kind} | {row['seeds']} | {row['final_steps']:,}{every} "
                 f"| {_fmt(row['final_median'])} [{_fmt(median_ci[0])}, {_fmt(median_ci[1])}] "
-                f"| {_fmt(row['final_iqm'])} [{_fmt(iqm_ci[0])}, {_fmt(iqm_ci[1])}] "
+                f"| {_fmt(row['final_iqm'])} [{_fmt(iqm_ci[0])}, {_fmt(iqm_ci[1])}] | {_fmt(row['common_median'])} "
                 f"| {_fmt(row['steps_to_threshold'], 0)}{reached} | {_fmt(row['wall_to_threshold'])} "
                 f"| {_fmt(row['steps_ratio'], 2)} | {_fmt(row['wall_ratio'], 2)} "
                 f"| {devices.get((row['algo'], env), '?')} |"

@@ -83,6 +83,12 @@ def test_summary_counts_unreached_seeds_and_takes_ratios_against_sac() -> None:
     assert table.loc["dreamer", "steps_ratio"] == pytest.approx(1.5)
     assert table.loc["sb3_sac", "steps_ratio"] == pytest.approx(1.0)
     assert table.loc["dreamer", "final_median"] == -100.0
+    # Budgets differ (SAC 2,000 steps, dreamer 1,500): both are also compared at the smaller budget, SAC at its
+    # last evaluation before it (1,000 steps).
+    assert table.loc["sb3_sac", "final_steps"] == 2000 and table.loc["dreamer", "final_steps"] == 1500
+    assert (table["common_steps"] == 1500).all()
+    assert table.loc["sb3_sac", "common_median"] == -150.0 and table.loc["dreamer", "common_median"] == -100.0
+    assert table.loc["sb3_sac", "eval_every"] == 1000 and table.loc["dreamer", "eval_every"] == 500
     # SAC never reaches -120, dreamer does: no ratio rather than a misleading 0.
     table = report.summarize(results, {ENV_ID: -120.0}, baseline="sb3_sac").set_index("algo")
     assert table.loc["sb3_sac", "reached"] == 0 and table.loc["dreamer", "reached"] == 2
@@ -195,6 +201,7 @@ def test_tiny_benchmark_writes_results_summary_and_curves_then_resumes(
     assert f"## {ENV_ID}" in summary and "Threshold: -200.0" in summary
     assert "| sb3_sac | model-free |" in summary and "| sb3_td3 | model-free |" in summary
     assert "steps ratio vs sb3_sac" in summary and "Device(s): cpu" in summary
+    assert "| budget (eval every) |" in summary and "| median at 300 steps |" in summary
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Everything finished: a second invocation reruns nothing and leaves the run files untouched.
