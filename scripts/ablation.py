@@ -96,9 +96,24 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "no_slow_critic",
             {"critic_tau": 1.0},
-            "the slow critic: the lambda-returns bootstrap from the critic being trained",
-            "DreamerV2/V3, 'Critic learning': bootstrapping from an exponential moving average of the critic "
-            "stabilises the regression targets",
+            "the slow critic: the critic is regularised towards its own latest values instead of an average",
+            "DreamerV3, 'Critic learning': regularising the critic towards an exponential moving average of "
+            "itself stabilises the regression on its own bootstrapped targets",
+        ),
+        Variant(
+            "no_replay_value",
+            {"replay_value_coef": 0.0},
+            "the replay value loss: the critic learns from imagined returns only",
+            "DreamerV3 (2024), 'Critic learning': regressing lambda-returns of the replayed real windows grounds "
+            "the values in real rewards and terminations (found here to fix a critic that stayed flat on "
+            "cart-pole)",
+        ),
+        Variant(
+            "dynamics_grad",
+            {"actor_grad": "dynamics"},
+            "REINFORCE gradients: the actor maximises returns backpropagated through the world model",
+            "Dreamer v1 trained the actor through the dynamics; DreamerV3 (2024) uses REINFORCE for every action "
+            "space. On cart-pole the dynamics gradient drove the tanh actor into saturation (constant pushes)",
         ),
     )
 }

@@ -212,6 +212,25 @@ def test_invalid_arguments_are_named():
         DreamerAgent("MlpPolicy", "Pendulum-v1", seq_len=0)
     with pytest.raises(ValueError, match="Box"):
         DreamerAgent("MlpPolicy", "CartPole-v1")
+    with pytest.raises(ValueError, match="actor_grad"):
+        DreamerAgent("MlpPolicy", "Pendulum-v1", actor_grad="backprop")
+    with pytest.raises(ValueError, match="replay_value_coef"):
+        DreamerAgent("MlpPolicy", "Pendulum-v1", replay_value_coef=-1.0)
+
+
+@pytest.mark.parametrize("actor_grad", ["reinforce", "dynamics"])
+@pytest.mark.parametrize("replay_value_coef", [0.0, 0.3])
+def test_each_actor_gradient_trains_actor_and_critic(actor_grad, replay_value_coef):
+    agent = DreamerAgent(
+        "MlpPolicy", "Pendulum-v1", seed=0, actor_grad=actor_grad, replay_value_coef=replay_value_coef, **TINY
+    )
+    agent.learn(60)  # fills the buffer past learning_starts
+    nets = {"actor": agent.policy.actor, "critic": agent.policy.critic, "slow_critic": agent.policy.slow_critic}
+    before = {name: torch.nn.utils.parameters_to_vector(net.parameters()).clone() for name, net in nets.items()}
+    terms = agent.train()
+    assert all(torch.isfinite(value).all() for value in terms.values())
+    for name, net in nets.items():
+        assert not torch.equal(torch.nn.utils.parameters_to_vector(net.parameters()), before[name]), name
 
 
 def test_world_model_learns_during_a_short_run():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ca11_agents.common.distributions import TwoHotSymlog, symexp, symlog, unimix_probs
-from ca11_agents.common.losses import kl_balanced, lambda_returns
+from ca11_agents.common.losses import kl_balanced, lambda_returns, replay_lambda_returns
 from ca11_agents.world_models.rssm import RecurrentStateSpaceModel
 
 
@@ -88,3 +88,25 @@ def test_return_normaliser_tracks_the_percentile_range_and_never_scales_up():
     assert torch.allclose(norm.update(returns * 2), torch.tensor(135.0), atol=0.2)
     small = ReturnNormalizer()
     assert small.update(torch.linspace(0.0, 0.3, 100)) == 1.0  # small returns are not blown up
+
+
+def test_replay_lambda_returns_cut_at_episode_boundaries():
+    gamma, lam = 0.9, 0.5
+    r = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    v = torch.tensor([[10.0, 20.0, 30.0, 40.0, 50.0]])
+    # Steps 0-1 end in a termination, steps 2-3 in a truncation, step 4 starts a third episode.
+    terminated = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0]])
+    is_first = torch.tensor([[1.0, 0.0, 1.0, 0.0, 1.0]])
+    r3 = 4.0 + gamma * 40.0  # truncated: the unseen next state is valued as v_3
+    r2 = 3.0 + gamma * ((1 - lam) * 40.0 + lam * r3)
+    r1 = 2.0  # terminated
+    r0 = 1.0 + gamma * ((1 - lam) * 20.0 + lam * r1)
+    expected = torch.tensor([[r0, r1, r2, r3]])
+    assert torch.allclose(replay_lambda_returns(r, terminated, is_first, v, gamma, lam), expected)
+    # Without boundaries it is lambda_returns with continue 1 along the window.
+    none = torch.zeros_like(r)
+    assert torch.allclose(
+        replay_lambda_returns(r, none, none, v, gamma, lam), lambda_returns(r[:, :-1], none[:, :-1] + 1, v, gamma, lam)
+    )
+    with pytest.raises(ValueError, match="must all be"):
+        replay_lambda_returns(r, terminated, is_first, v[:, :-1], gamma, lam)

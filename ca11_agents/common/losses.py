@@ -75,3 +75,35 @@ def lambda_returns(rewards: Tensor, continues: Tensor, values: Tensor, gamma: fl
     for t in reversed(range(horizon)):
         returns.append(inputs[:, t] + discounts[:, t] * lam * returns[-1])
     return torch.stack(returns[:0:-1], dim=1)
+
+
+def replay_lambda_returns(
+    rewards: Tensor, terminated: Tensor, is_first: Tensor, values: Tensor, gamma: float, lam: float
+) -> Tensor:
+    """TD(lambda) returns along real replayed windows, for DreamerV3's replay value loss.
+
+    The same recursion as :func:`lambda_returns` on the stored rewards, with ``c_t = 1 - terminated_t``, cut where a
+    new episode starts inside the window (``is_first_{t+1}``): after a termination the return ends, after a
+    truncation (a time limit) the unseen next state is valued as ``v_t``, the value of the last state seen.
+
+    Args:
+        rewards: ``(B, T)`` stored rewards.
+        terminated: ``(B, T)`` 1 where the step ended its episode by termination.
+        is_first: ``(B, T)`` 1 where a step is the first of an episode.
+        values: ``(B, T)`` values of the posterior states.
+        gamma: discount.
+        lam: the lambda of TD(lambda).
+
+    Returns:
+        ``(B, T - 1)`` returns of steps ``0 .. T - 2`` (the last step only bootstraps).
+    """
+    if not rewards.shape == terminated.shape == is_first.shape == values.shape or rewards.dim() != 2:
+        raise ValueError(
+            f"replay_lambda_returns: rewards, terminated, is_first and values must all be (B, T), got "
+            f"{tuple(rewards.shape)}, {tuple(terminated.shape)}, {tuple(is_first.shape)}, {tuple(values.shape)}"
+        )
+    ends = is_first[:, 1:]  # step t is the last of its episode in this window
+    done = terminated[:, :-1]
+    truncated = ends * (1.0 - done)
+    continues = (1.0 - done) * (1.0 - ends)
+    return lambda_returns(rewards[:, :-1] + gamma * truncated * values[:, :-1], continues, values, gamma, lam)

@@ -14,9 +14,10 @@ from ca11_agents.common.nets import mlp
 class LatentActor(nn.Module):
     """A tanh-squashed Gaussian policy ``pi(a | s)`` on latent features, with actions in ``[-1, 1]``.
 
-    The squashed Gaussian is reparameterised, so Dreamer trains it by backpropagating imagined returns through the
-    learned dynamics (Dreamer, sec. 3; the choice DreamerV3 keeps available for continuous control), which needs far
-    fewer samples on low-dimensional control than score-function gradients.
+    Dreamer trains it in one of two ways (the agent's ``actor_grad``): with score-function (REINFORCE) gradients of
+    normalised advantages, as DreamerV3 does for every action space (:meth:`sample`, :meth:`log_prob`,
+    :meth:`entropy`), or by backpropagating imagined returns through the learned dynamics through the
+    reparameterised sample of :meth:`forward` (Dreamer v1).
 
     Args:
         latent_dim: size of the input features (the RSSM's ``feature_dim``).
@@ -61,6 +62,27 @@ class LatentActor(nn.Module):
             - 2.0 * (math.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
         ).sum(-1)
         return action, log_prob
+
+    @torch.no_grad()
+    def sample(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """Actions ``(..., A)`` and their pre-squash values (no gradients), for score-function training."""
+        mean, std = self._params(features)
+        pre = mean + std * torch.randn_like(std)
+        return torch.tanh(pre), pre
+
+    def log_prob(self, features: Tensor, pre: Tensor) -> Tensor:
+        """Log-density ``(...)`` of the Gaussian before the squash at given pre-squash values ``(..., A)``.
+
+        Differs from ``log pi(tanh(pre))`` by the log-Jacobian of tanh, which does not depend on the parameters, so
+        both have the same score-function (REINFORCE) gradient.
+        """
+        mean, std = self._params(features)
+        return (-0.5 * ((pre - mean) / std) ** 2 - torch.log(std) - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+
+    def entropy(self, features: Tensor) -> Tensor:
+        """Entropy ``(...)`` of the Gaussian before the squash (the bonus DreamerV3 adds to the actor loss)."""
+        _, std = self._params(features)
+        return (torch.log(std) + 0.5 * math.log(2.0 * math.pi * math.e)).sum(-1)
 
     def act(self, features: Tensor, deterministic: bool = False) -> Tensor:
         """Actions only, for acting and for the notebook's imagination demo."""

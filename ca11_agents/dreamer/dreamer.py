@@ -3,9 +3,11 @@
 One update (:meth:`DreamerAgent.train`)::
 
     replay --(B, T) windows--> RSSM posterior over T steps --> world-model loss (decoder, reward, continue, KL)
-           every posterior state --> H imagined steps of prior + actor --> rewards, continues, slow-critic values
-           --> lambda-returns --> actor: maximise normalised returns by backprop through the dynamics
-                              --> critic: two-hot regression on the returns (and towards the slow critic)
+           posterior states --> H imagined steps of prior + actor --> rewards, continues (the head's mode), values
+           --> lambda-returns --> actor: REINFORCE on advantages / return scale + entropy (DreamerV3)
+                                         (or: normalised returns backpropagated through the dynamics, Dreamer v1)
+                              --> critic: two-hot regression on the returns, towards the slow critic, and on
+                                          lambda-returns of the real windows (replay value loss)
 
 The loop (:meth:`DreamerAgent.learn`) acts from the posterior latent one step at a time, stores every step, and runs
 ``gradient_steps`` updates every ``train_freq`` env steps once ``learning_starts`` steps are stored.
@@ -24,7 +26,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 
 from ca11_agents.common.base import ModelBasedAlgorithm
-from ca11_agents.common.losses import lambda_returns
+from ca11_agents.common.losses import lambda_returns, replay_lambda_returns
 from ca11_agents.common.replay import SequenceReplayBuffer
 from ca11_agents.dreamer.policies import DreamerPolicy
 from ca11_agents.world_models.rssm import RSSMState
@@ -49,6 +51,19 @@ DREAMER_PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+@contextmanager
+def _frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Let gradients flow through ``module`` to its inputs without computing its parameters' gradients."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class ReturnNormalizer(torch.nn.Module):
@@ -91,16 +106,22 @@ class DreamerAgent(ModelBasedAlgorithm):
         train_freq: env steps (summed over envs) between rounds of updates.
         gradient_steps: updates per round: the replay ratio is ``gradient_steps * B * T / train_freq`` replayed
             steps per env step.
-        gamma: discount of imagined returns.
+        gamma: discount of imagined returns (DreamerV3: 1 - 1/333, a horizon of about 333 steps).
         return_lambda: the lambda of the TD(lambda) returns.
         imagination_horizon: imagined steps per start state (``H``).
         imagination_starts: posterior states (of the ``B * T`` in a batch) that imagination starts from, drawn at
             random; ``None`` for all of them (DreamerV3). Imagination dominates an update's cost on a CPU, and
             beyond a few hundred starts the actor's gradient barely improves.
+        actor_grad: how the actor learns from imagination: ``"reinforce"`` (DreamerV3: score-function gradients of
+            normalised advantages; imagination runs without a graph, so an update is cheaper) or ``"dynamics"``
+            (Dreamer v1: normalised returns backpropagated through the world model).
         ent_coef: entropy bonus of the actor (relative to the normalised return).
         normalize_returns: divide imagined returns by DreamerV3's percentile scale before the actor maximises them
             (off: raw returns, as Dreamer v1).
-        critic_tau: rate of the slow critic's moving average (1.0: no slow critic, the critic bootstraps itself).
+        critic_tau: rate of the slow critic's moving average; the critic is regularised towards the slow critic's
+            values (DreamerV3), and lambda-returns bootstrap from the critic itself.
+        replay_value_coef: weight of DreamerV3's replay value loss: the critic also regresses lambda-returns of the
+            real replayed windows (their rewards and terminations), which grounds long-horizon values (0: off).
         grad_clip: clip of every gradient's global norm.
         policy_kwargs: network sizes, see :class:`DreamerPolicy`.
         stats_window_size: episodes averaged by the logger's rollout statistics.
@@ -126,13 +147,15 @@ class DreamerAgent(ModelBasedAlgorithm):
         seq_len: int = 32,
         train_freq: int = 2,
         gradient_steps: int = 1,
-        gamma: float = 0.99,
+        gamma: float = 0.997,
         return_lambda: float = 0.95,
         imagination_horizon: int = 15,
         imagination_starts: int | None = 128,
+        actor_grad: str = "reinforce",
         ent_coef: float = 3e-4,
         normalize_returns: bool = True,
         critic_tau: float = 0.02,
+        replay_value_coef: float = 0.3,
         grad_clip: float = 100.0,
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -175,6 +198,11 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.train_freq, self.gradient_steps = train_freq, gradient_steps
         self.gamma, self.return_lambda, self.imagination_horizon = gamma, return_lambda, imagination_horizon
         self.imagination_starts = imagination_starts
+        if actor_grad not in ("reinforce", "dynamics"):
+            raise ValueError(f"DreamerAgent: actor_grad must be 'reinforce' or 'dynamics', got {actor_grad!r}")
+        if replay_value_coef < 0.0:
+            raise ValueError(f"DreamerAgent: replay_value_coef must be >= 0, got {replay_value_coef}")
+        self.actor_grad, self.replay_value_coef = actor_grad, replay_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns = normalize_returns
         self._updates_due = 0.0
@@ -196,9 +224,11 @@ class DreamerAgent(ModelBasedAlgorithm):
             "return_lambda": self.return_lambda,
             "imagination_horizon": self.imagination_horizon,
             "imagination_starts": self.imagination_starts,
+            "actor_grad": self.actor_grad,
             "ent_coef": self.ent_coef,
             "normalize_returns": self.normalize_returns,
             "critic_tau": self.critic_tau,
+            "replay_value_coef": self.replay_value_coef,
             "grad_clip": self.grad_clip,
             "policy_kwargs": self.policy_kwargs,
             "stats_window_size": self._stats_window_size,
@@ -245,21 +275,14 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.return_norm.initialised.fill_(state["return_initialised"])
 
     # ------------------------------------------------------------------------------------------------- training
-    @contextmanager
-    def _frozen_world_model(self) -> Iterator[None]:
+    def _frozen_world_model(self) -> Any:
         """Imagination backpropagates through the RSSM into the actor without computing the RSSM's own
         gradients (they would be discarded: the world model learns only from its own loss)."""
-        params = list(self.policy.rssm.parameters())
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in params:
-                p.requires_grad_(True)
+        return _frozen(self.policy.rssm)
 
     def imagine(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Roll the actor out in the world model from ``start`` ``(N, ...)``.
+        """Roll the actor out in the world model from ``start`` ``(N, ...)``, differentiably (reparameterised
+        actions: gradients flow from the features back into the actor).
 
         Returns:
             ``(features (N, H + 1, F), actions (N, H, A), log_probs (N, H))``.
@@ -274,6 +297,68 @@ class DreamerAgent(ModelBasedAlgorithm):
             actions.append(action)
             log_probs.append(log_prob)
         return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(log_probs, 1)
+
+    @torch.no_grad()
+    def _imagine_sampled(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`imagine` without any graph, for score-function training: ``(features, actions, pre-squash)``."""
+        rssm, actor = self.policy.rssm, self.policy.actor
+        feats, actions, pres = [rssm.features(start)], [], []
+        state = start
+        for _ in range(horizon):
+            action, pre = actor.sample(feats[-1])
+            state = rssm.img_step(state, action)
+            feats.append(rssm.features(state))
+            actions.append(action)
+            pres.append(pre)
+        return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(pres, 1)
+
+    def _imagined_targets(
+        self, feats: torch.Tensor, actions: torch.Tensor, values: torch.Tensor, continue_mode: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lambda-returns ``(N, H)`` of an imagined trajectory and the weight ``(N, H)`` of each step: the
+        probability that the imagined episode is still running there."""
+        rssm = self.policy.rssm
+        rewards = rssm.reward(feats[:, :-1], actions)
+        continues = rssm.cont(feats[:, :-1], actions)
+        if continue_mode:  # DreamerV3 imagines with the continue head's mode: a sharp end, not a hazard everywhere
+            continues = (continues > 0.5).to(continues.dtype)
+        returns = lambda_returns(rewards, continues, values, self.gamma, self.return_lambda)
+        alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]), continues[:, :-1]], 1), 1).detach()
+        return returns, alive
+
+    def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
+        if self.normalize_returns:
+            return self.return_norm.update(returns)
+        return torch.ones((), device=self.device)
+
+    def _actor_step_reinforce(self, start: RSSMState) -> tuple[torch.Tensor, ...]:
+        """DreamerV3's actor: REINFORCE on advantages ``(R - v) / scale`` plus an entropy bonus."""
+        policy = self.policy
+        feats, actions, pres = self._imagine_sampled(start, self.imagination_horizon)
+        with torch.no_grad():
+            values = policy.critic(feats)
+            returns, alive = self._imagined_targets(feats, actions, values, continue_mode=True)
+            scale = self._return_scale(returns)
+            advantages = (returns - values[:, :-1]) / scale
+        states = feats[:, :-1]
+        entropy = policy.actor.entropy(states)
+        actor_loss = -(alive * (policy.actor.log_prob(states, pres) * advantages + self.ent_coef * entropy)).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        return feats, returns, alive, actor_loss, entropy.detach(), scale, values
+
+    def _actor_step_dynamics(self, start: RSSMState) -> tuple[torch.Tensor, ...]:
+        """Dreamer v1's actor: maximise normalised returns by backpropagating them through the world model."""
+        policy = self.policy
+        with self._frozen_world_model(), _frozen(policy.critic):
+            feats, actions, log_probs = self.imagine(start, self.imagination_horizon)
+            values = policy.critic(feats)  # gradients reach the actor through the critic's input only
+            returns, alive = self._imagined_targets(feats, actions, values, continue_mode=False)
+            scale = self._return_scale(returns)
+            actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward()
+        return feats.detach(), returns.detach(), alive, actor_loss, -log_probs.detach(), scale, values.detach()
 
     def train(self) -> dict[str, torch.Tensor]:
         """One update of the world model, the actor and the critic. Returns the loss terms (tensors)."""
@@ -290,27 +375,32 @@ class DreamerAgent(ModelBasedAlgorithm):
         if self.imagination_starts is not None and self.imagination_starts < start.deter.shape[0]:
             index = torch.randperm(start.deter.shape[0], device=self.device)[: self.imagination_starts]
             start = start.map(lambda x: x[index])
-        with self._frozen_world_model():
-            feats, actions, log_probs = self.imagine(start, self.imagination_horizon)
-            rewards = policy.rssm.reward(feats[:, :-1], actions)
-            continues = policy.rssm.cont(feats[:, :-1], actions)
-            # The slow critic has no trainable parameters, but gradients flow through its input into the actor.
-            values = policy.slow_critic(feats)
-            returns = lambda_returns(rewards, continues, values, self.gamma, self.return_lambda)
-            # Weight step t by the probability that the imagined episode is still running there.
-            alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]), continues[:, :-1]], 1), 1).detach()
-            if self.normalize_returns:
-                scale = self.return_norm.update(returns)
-            else:
-                scale = torch.ones((), device=self.device)
-            actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            actor_loss.backward()
+        step = self._actor_step_reinforce if self.actor_grad == "reinforce" else self._actor_step_dynamics
+        feats, returns, alive, actor_loss, entropy, scale, values = step(start)
         torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
         self.actor_optimizer.step()
 
-        critic_feats = feats[:, :-1].detach()
-        critic_loss = (alive * policy.critic.loss(critic_feats, returns.detach(), values[:, :-1].detach())).mean()
+        # The critic: two-hot regression on the imagined returns, regularised towards the slow critic, plus
+        # DreamerV3's replay value loss on the real windows (returns grounded in real rewards and terminations).
+        states = feats[:, :-1]
+        with torch.no_grad():
+            slow = policy.slow_critic(states)
+        critic_loss = (alive * policy.critic.loss(states, returns, slow)).mean()
+        if self.replay_value_coef > 0.0:
+            real = policy.rssm.features(post).detach()
+            shape = real.shape[:2]
+            with torch.no_grad():
+                real_returns = replay_lambda_returns(
+                    batch["rewards"].reshape(shape),
+                    batch["terminated"].reshape(shape),
+                    batch["is_first"].reshape(shape),
+                    policy.critic(real),
+                    self.gamma,
+                    self.return_lambda,
+                )
+                real_slow = policy.slow_critic(real[:, :-1])
+            replay_loss = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
+            critic_loss = critic_loss + self.replay_value_coef * replay_loss
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
@@ -322,11 +412,11 @@ class DreamerAgent(ModelBasedAlgorithm):
         terms.update(
             {
                 "actor/loss": actor_loss.detach(),
-                "actor/entropy": -log_probs.detach().mean(),
+                "actor/entropy": entropy.mean(),
                 "actor/return_scale": scale,
-                "actor/imagined_return": returns.detach().mean(),
+                "actor/imagined_return": returns.mean(),
                 "critic/loss": critic_loss.detach(),
-                "critic/value": values.detach().mean(),
+                "critic/value": values.mean(),
             }
         )
         return terms
