@@ -96,24 +96,19 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "no_slow_critic",
             {"critic_tau": 1.0},
-            "the slow critic: the critic is regularised towards its own latest values instead of an average",
-            "DreamerV3, 'Critic learning': regularising the critic towards an exponential moving average of "
-            "itself stabilises the regression on its own bootstrapped targets",
+            "the slow critic: returns bootstrap from, and the critic is regularised towards, the latest critic",
+            "DreamerV2/V3, 'Critic learning': an exponential moving average of the critic stabilises the "
+            "regression on its own bootstrapped targets",
         ),
         Variant(
-            "no_replay_value",
-            {"replay_value_coef": 0.0},
-            "the replay value loss: the critic learns from imagined returns only",
-            "DreamerV3 (2024), 'Critic learning': regressing lambda-returns of the replayed real windows grounds "
-            "the values in real rewards and terminations (found here to fix a critic that stayed flat on "
-            "cart-pole)",
-        ),
-        Variant(
-            "dynamics_grad",
-            {"actor_grad": "dynamics"},
-            "REINFORCE gradients: the actor maximises returns backpropagated through the world model",
-            "Dreamer v1 trained the actor through the dynamics; DreamerV3 (2024) uses REINFORCE for every action "
-            "space. On cart-pole the dynamics gradient drove the tanh actor into saturation (constant pushes)",
+            "v3_actor_critic",
+            {"actor_grad": "reinforce", "gamma": 0.997, "replay_value_coef": 0.3},
+            "Dreamer v1's actor-critic, replaced by DreamerV3's (the 'v3' preset): REINFORCE on normalised "
+            "advantages bootstrapped from the critic, imagined episodes ended by the continue head's mode, the "
+            "replay value loss, gamma 0.997",
+            "DreamerV3 (2024), 'Actor learning' and 'Critic learning': one actor loss for every action space. "
+            "Measured here: no graph through the model makes updates cheaper and the cart-pole steadier, but the "
+            "pendulum is solved later than with the dynamics gradient",
         ),
     )
 }

@@ -122,7 +122,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             backpropagated through the world model, bootstrapped from the slow critic; the fastest learner on
             smooth control such as the pendulum) or ``"reinforce"`` (DreamerV3: score-function gradients of
             normalised advantages, bootstrapped from the critic itself, with the continue head's mode as the end
-            of imagined episodes; no graph through the model, so an update is about 30 % cheaper).
+            of imagined episodes; no graph through the model, so updates are cheaper).
         ent_coef: entropy bonus of the actor (relative to the normalised return).
         normalize_returns: divide imagined returns by DreamerV3's percentile scale before the actor maximises them
             (off: raw returns, as Dreamer v1).
