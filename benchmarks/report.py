@@ -198,7 +198,8 @@ def summarize(results: pd.DataFrame, thresholds: dict[str, float | None], baseli
         runs = {seed: curve for seed, curve in cell.groupby("seed")}
         final = np.array([curve.sort_values("env_steps")["eval_return_mean"].iloc[-1] for curve in runs.values()])
         # Evaluations fall on the learner's own step boundaries (PPO: rollouts), so name their typical spacing.
-        intervals = [np.median(np.diff(np.sort(curve["env_steps"].unique()))) for curve in runs.values() if len(curve) > 1]
+        intervals = [np.median(np.diff(np.sort(curve["env_steps"].unique())))
+                     for curve in runs.values() if len(curve) > 1]  # fmt: skip
         threshold = thresholds.get(env)
         crossings = np.array(
             [first_crossing(curve, threshold) if threshold is not None else (math.nan, math.nan)
