@@ -2,7 +2,8 @@
 
 from ca11_agents.dreamer.actor import LatentActor
 from ca11_agents.dreamer.critic import LatentCritic
-from ca11_agents.dreamer.dreamer import DREAMER_PRESETS, DreamerAgent
+from ca11_agents.dreamer.dreamer import DreamerAgent
 from ca11_agents.dreamer.policies import DreamerPolicy
+from ca11_agents.dreamer.presets import DREAMER_PRESETS
 
 __all__ = ["DREAMER_PRESETS", "DreamerAgent", "DreamerPolicy", "LatentActor", "LatentCritic"]

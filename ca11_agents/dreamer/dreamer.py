@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, TypeVar
+from typing import Any, ClassVar, Iterator, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -35,41 +35,23 @@ from ca11_agents.world_models.rssm import RSSMState
 
 SelfDreamer = TypeVar("SelfDreamer", bound="DreamerAgent")
 
-#: Named configurations; ``DreamerAgent("MlpPolicy", env, **DREAMER_PRESETS["gpu"])``.
-DREAMER_PRESETS: dict[str, dict[str, Any]] = {
-    # The defaults: small networks that learn the CA11 tasks quickly on a laptop CPU.
-    "cpu": {},
-    # DreamerV3's actor-critic on the same networks: REINFORCE actor, critic bootstrapping itself, replay value
-    # loss, gamma 0.997. Cheaper updates and steadier on the cart-pole; slower than the default on the pendulum
-    # (measured in benchmarks/README.md).
-    "v3": {"actor_grad": "reinforce", "gamma": 0.997, "replay_value_coef": 0.3},
-    # Larger networks and batches for a GPU, where width is nearly free and the sequential steps dominate.
-    "gpu": {
-        "batch_size": 32,
-        "seq_len": 64,
-        "policy_kwargs": {
-            "hidden_dim": 512,
-            "state_dim": 512,
-            "classes": 16,
-            "units": 512,
-            "actor_hidden_dims": [512, 512],
-            "critic_hidden_dims": [512, 512],
-        },
-    },
-}
+class ActorStep(NamedTuple):
+    """What an actor update leaves for the critic's update and the logger (all without graphs)."""
 
-
-@contextmanager
-def _frozen(module: torch.nn.Module) -> Iterator[None]:
-    """Let gradients flow through ``module`` to its inputs without computing its parameters' gradients."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
+    feats: torch.Tensor
+    """Imagined features ``(N, H + 1, F)``."""
+    returns: torch.Tensor
+    """Lambda-returns ``(N, H)``: the critic's targets."""
+    alive: torch.Tensor
+    """Probability ``(N, H)`` that the imagined episode is still running."""
+    actor_loss: torch.Tensor
+    entropy: torch.Tensor
+    scale: torch.Tensor
+    """The return scale the actor divided by."""
+    values: torch.Tensor
+    """The values ``(N, H + 1)`` the returns bootstrapped from."""
+    slow_values: torch.Tensor
+    """The slow critic's values ``(N, H)`` of the imagined states: the critic's regularisation target."""
 
 
 class ReturnNormalizer(torch.nn.Module):
@@ -284,10 +266,18 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.return_norm.initialised.fill_(state["return_initialised"])
 
     # ------------------------------------------------------------------------------------------------- training
-    def _frozen_world_model(self) -> Any:
+    @contextmanager
+    def _frozen_world_model(self) -> Iterator[None]:
         """Imagination backpropagates through the RSSM into the actor without computing the RSSM's own
         gradients (they would be discarded: the world model learns only from its own loss)."""
-        return _frozen(self.policy.rssm)
+        params = list(self.policy.rssm.parameters())
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
 
     def imagine(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Roll the actor out in the world model from ``start`` ``(N, ...)``, differentiably (reparameterised
@@ -310,16 +300,15 @@ class DreamerAgent(ModelBasedAlgorithm):
     @torch.no_grad()
     def _imagine_sampled(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """:meth:`imagine` without any graph, for score-function training: ``(features, actions, pre-squash)``."""
-        rssm, actor = self.policy.rssm, self.policy.actor
-        feats, actions, pres = [rssm.features(start)], [], []
-        state = start
-        for _ in range(horizon):
-            action, pre = actor.sample(feats[-1])
-            state = rssm.img_step(state, action)
-            feats.append(rssm.features(state))
-            actions.append(action)
+        pres = []
+
+        def sample(features: torch.Tensor) -> torch.Tensor:
+            action, pre = self.policy.actor.sample(features)
             pres.append(pre)
-        return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(pres, 1)
+            return action
+
+        states, actions = self.policy.rssm.rollout_policy(start, sample, horizon)
+        return self.policy.rssm.features(states), actions, torch.stack(pres, 1)
 
     def _imagined_targets(
         self, feats: torch.Tensor, actions: torch.Tensor, values: torch.Tensor, continue_mode: bool
@@ -340,7 +329,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             return self.return_norm.update(returns)
         return torch.ones((), device=self.device)
 
-    def _actor_step_reinforce(self, start: RSSMState) -> tuple[torch.Tensor, ...]:
+    def _actor_step_reinforce(self, start: RSSMState) -> ActorStep:
         """DreamerV3's actor: REINFORCE on advantages ``(R - v) / scale`` plus an entropy bonus; the returns
         bootstrap from the critic being trained (DreamerV3)."""
         policy = self.policy
@@ -350,14 +339,15 @@ class DreamerAgent(ModelBasedAlgorithm):
             returns, alive = self._imagined_targets(feats, actions, values, continue_mode=True)
             scale = self._return_scale(returns)
             advantages = (returns - values[:, :-1]) / scale
+            slow = policy.slow_critic(feats[:, :-1])
         states = feats[:, :-1]
         entropy = policy.actor.entropy(states)
         actor_loss = -(alive * (policy.actor.log_prob(states, pres) * advantages + self.ent_coef * entropy)).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
-        return feats, returns, alive, actor_loss, entropy.detach(), scale, values
+        return ActorStep(feats, returns, alive, actor_loss.detach(), entropy.detach(), scale, values, slow)
 
-    def _actor_step_dynamics(self, start: RSSMState) -> tuple[torch.Tensor, ...]:
+    def _actor_step_dynamics(self, start: RSSMState) -> ActorStep:
         """Dreamer v1's actor: maximise normalised returns by backpropagating them through the world model."""
         policy = self.policy
         with self._frozen_world_model():
@@ -370,7 +360,11 @@ class DreamerAgent(ModelBasedAlgorithm):
             actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward()
-        return feats.detach(), returns.detach(), alive, actor_loss, -log_probs.detach(), scale, values.detach()
+        values = values.detach()  # the slow critic's: also the critic's regularisation target
+        return ActorStep(
+            feats.detach(), returns.detach(), alive, actor_loss.detach(), -log_probs.detach(), scale, values,
+            values[:, :-1],
+        )
 
     def train(self) -> dict[str, torch.Tensor]:
         """One update of the world model, the actor and the critic. Returns the loss terms (tensors)."""
@@ -388,16 +382,15 @@ class DreamerAgent(ModelBasedAlgorithm):
             index = torch.randperm(start.deter.shape[0], device=self.device)[: self.imagination_starts]
             start = start.map(lambda x: x[index])
         step = self._actor_step_reinforce if self.actor_grad == "reinforce" else self._actor_step_dynamics
-        feats, returns, alive, actor_loss, entropy, scale, values = step(start)
+        imagined = step(start)
         torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
         self.actor_optimizer.step()
 
         # The critic: two-hot regression on the imagined returns, regularised towards the slow critic, plus
         # DreamerV3's replay value loss on the real windows (returns grounded in real rewards and terminations).
-        states = feats[:, :-1]
-        with torch.no_grad():
-            slow = policy.slow_critic(states)
-        critic_loss = (alive * policy.critic.loss(states, returns, slow)).mean()
+        critic_loss = (
+            imagined.alive * policy.critic.loss(imagined.feats[:, :-1], imagined.returns, imagined.slow_values)
+        ).mean()
         if self.replay_value_coef > 0.0:
             real = policy.rssm.features(post).detach()
             shape = real.shape[:2]
@@ -423,12 +416,12 @@ class DreamerAgent(ModelBasedAlgorithm):
         terms = {f"world_model/{k}": v.detach() for k, v in terms.items()}
         terms.update(
             {
-                "actor/loss": actor_loss.detach(),
-                "actor/entropy": entropy.mean(),
-                "actor/return_scale": scale,
-                "actor/imagined_return": returns.mean(),
+                "actor/loss": imagined.actor_loss,
+                "actor/entropy": imagined.entropy.mean(),
+                "actor/return_scale": imagined.scale,
+                "actor/imagined_return": imagined.returns.mean(),
                 "critic/loss": critic_loss.detach(),
-                "critic/value": values.mean(),
+                "critic/value": imagined.values.mean(),
             }
         )
         return terms
