@@ -9,6 +9,8 @@ Stored per step, in the alignment of :mod:`ca11_agents.world_models.rssm`::
     rewards      ()     r_t
     terminated   ()     1 where a_t ended the episode by termination (not by a time limit)
     is_first     ()     1 where o_t is the first observation of an episode
+    returns      ()     the discounted return from o_t to the end of its episode, filled in by :meth:`end_episodes`
+                        once the episode is over (NaN until then)
 
 Written here rather than taken from SB3: SB3's buffers hold independent transitions and sample them shuffled,
 while the RSSM needs contiguous windows.
@@ -25,7 +27,8 @@ import torch
 
 from ca11_agents.common.checkpoint import atomic_write
 
-FIELDS = ("observations", "actions", "rewards", "terminated", "is_first")
+FIELDS = ("observations", "actions", "rewards", "terminated", "is_first", "returns")
+REQUIRED = ("observations", "actions", "rewards", "terminated", "is_first", "meta", "rng_state")
 
 
 class SequenceReplayBuffer:
@@ -51,7 +54,9 @@ class SequenceReplayBuffer:
             "rewards": np.zeros(shape, np.float32),
             "terminated": np.zeros(shape, np.float32),
             "is_first": np.zeros(shape, np.float32),
+            "returns": np.full(shape, np.nan, np.float32),
         }
+        self.episode_steps = np.zeros(n_envs, np.int64)  # steps stored of each environment's running episode
         self.pos = 0  # next write index, shared by all environments (they step together)
         self.count = 0  # valid steps per environment
         self.rng = np.random.default_rng(seed)
@@ -75,8 +80,29 @@ class SequenceReplayBuffer:
         self.data["rewards"][:, i] = reward
         self.data["terminated"][:, i] = terminated
         self.data["is_first"][:, i] = is_first
+        self.data["returns"][:, i] = np.nan
+        self.episode_steps = np.where(np.asarray(is_first) > 0, 1, self.episode_steps + 1)
         self.pos = (self.pos + 1) % self.size_per_env
         self.count = min(self.count + 1, self.size_per_env)
+
+    def end_episodes(self, ended: np.ndarray, bootstrap: np.ndarray, gamma: float) -> None:
+        """Fill in the ``returns`` of the episodes that the last :meth:`add` ended.
+
+        Args:
+            ended: ``(n_envs,)`` true where that environment's episode ended with the last step added.
+            bootstrap: ``(n_envs,)`` value of the state after the last step, for episodes cut by a time limit
+                (ignored where the last step terminated: nothing follows a termination).
+            gamma: the discount.
+        """
+        data, last = self.data, (self.pos - 1) % self.size_per_env
+        for env in np.flatnonzero(ended):
+            steps = int(min(self.episode_steps[env], self.count))
+            ret = 0.0 if data["terminated"][env, last] > 0 else float(bootstrap[env])
+            for k in range(steps):
+                i = (last - k) % self.size_per_env
+                ret = float(data["rewards"][env, i]) + gamma * ret
+                data["returns"][env, i] = ret
+            self.episode_steps[env] = 0
 
     def can_sample(self, seq_len: int) -> bool:
         """Whether windows of ``seq_len`` steps exist yet."""
@@ -98,7 +124,10 @@ class SequenceReplayBuffer:
         leaves any previous file at ``path`` intact."""
         meta = np.array([self.n_envs, self.size_per_env, self.obs_dim, self.action_dim, self.pos, self.count])
         rng_state = np.frombuffer(_rng_bytes(self.rng), np.uint8)
-        atomic_write(path, lambda f: np.savez(f, meta=meta, rng_state=rng_state, **self.data))
+        atomic_write(
+            path,
+            lambda f: np.savez(f, meta=meta, rng_state=rng_state, episode_steps=self.episode_steps, **self.data),
+        )
 
     def load(self, path: str | os.PathLike) -> None:
         """Replace the contents with a buffer written by :meth:`save`.
@@ -109,7 +138,11 @@ class SequenceReplayBuffer:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as f:
-                loaded = {k: f[k] for k in (*FIELDS, "meta", "rng_state")}
+                names = (*FIELDS, "meta", "rng_state", "episode_steps")
+                loaded = {k: f[k] for k in names if k in f.files or k in REQUIRED}
+                missing = [k for k in REQUIRED if k not in loaded]
+                if missing:
+                    raise KeyError(f"missing {missing}")
         except FileNotFoundError:
             raise
         except Exception as exc:
@@ -120,11 +153,17 @@ class SequenceReplayBuffer:
                 f"{path}: replay buffer for n_envs={n_envs}, obs_dim={obs_dim}, action_dim={action_dim} does not match "
                 f"this one (n_envs={self.n_envs}, obs_dim={self.obs_dim}, action_dim={self.action_dim})"
             )
+        # Files written before returns were stored: no returns known yet, no episode running.
+        loaded.setdefault("returns", np.full((n_envs, size), np.nan, np.float32))
+        loaded.setdefault("episode_steps", np.zeros(n_envs, np.int64))
         for k in FIELDS:
             if loaded[k].shape[:2] != (n_envs, size):
                 raise ValueError(f"{path}: field {k!r} has shape {loaded[k].shape}, expected ({n_envs}, {size}, ...)")
         self.size_per_env, self.pos, self.count = size, pos, count
+        if loaded["episode_steps"].shape != (n_envs,):
+            raise ValueError(f"{path}: episode_steps has shape {loaded['episode_steps'].shape}, expected ({n_envs},)")
         self.data = {k: loaded[k].astype(np.float32, copy=False) for k in FIELDS}
+        self.episode_steps = loaded["episode_steps"].astype(np.int64)
         self.rng = _rng_from_bytes(loaded["rng_state"].tobytes())
 
 
