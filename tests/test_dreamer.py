@@ -98,7 +98,9 @@ def test_several_envs_and_callback_that_stops_training():
 def test_logger_eval_and_checkpoint_callbacks(tmp_path):
     agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=1, **TINY)
     agent.set_logger(configure(str(tmp_path / "log"), ["csv"]))
-    eval_cb = EvalCallback(Monitor(gym.make("Pendulum-v1")), eval_freq=200, n_eval_episodes=1, log_path=str(tmp_path / "eval"))
+    eval_cb = EvalCallback(
+        Monitor(gym.make("Pendulum-v1")), eval_freq=200, n_eval_episodes=1, log_path=str(tmp_path / "eval")
+    )
     ckpt_cb = CheckpointCallback(save_freq=200, save_path=str(tmp_path / "ckpt"), save_replay_buffer=True)
     agent.learn(400, callback=[eval_cb, ckpt_cb], log_interval=1)
     assert np.load(tmp_path / "eval" / "evaluations.npz")["timesteps"].tolist() == [200, 400]
@@ -200,6 +202,15 @@ def test_replay_windows_have_batch_major_shapes_and_is_first(trained):
     assert np.flatnonzero(flags).tolist() == [0, 200]
 
 
+def test_replay_holds_the_returns_of_finished_episodes(trained):
+    # Pendulum-v1 is cut at 200 steps: the first episode's returns are filled in (bootstrapped from the critic at
+    # the cut), the running second episode's are not known yet.
+    data, gamma = trained.replay_buffer.data, trained.gamma
+    returns, rewards = data["returns"][0], data["rewards"][0]
+    assert np.isfinite(returns[:200]).all() and np.isnan(returns[200:300]).all()
+    np.testing.assert_allclose(returns[:199], rewards[:199] + gamma * returns[1:200], rtol=1e-5, atol=1e-4)
+
+
 def test_imagine_trajectory_demo(trained):
     states, rewards, actions = trained.imagine_trajectory(np.array([1.0, 0.0, 0.0], np.float32), steps=10)
     assert states.shape == (11, trained.policy.rssm.feature_dim)
@@ -216,15 +227,16 @@ def test_invalid_arguments_are_named():
         DreamerAgent("MlpPolicy", "Pendulum-v1", actor_grad="backprop")
     with pytest.raises(ValueError, match="replay_value_coef"):
         DreamerAgent("MlpPolicy", "Pendulum-v1", replay_value_coef=-1.0)
+    with pytest.raises(ValueError, match="mc_value_coef"):
+        DreamerAgent("MlpPolicy", "Pendulum-v1", mc_value_coef=-0.5)
 
 
 @pytest.mark.parametrize("actor_grad", ["reinforce", "dynamics"])
-@pytest.mark.parametrize("replay_value_coef", [0.0, 0.3])
-def test_each_actor_gradient_trains_actor_and_critic(actor_grad, replay_value_coef):
-    agent = DreamerAgent(
-        "MlpPolicy", "Pendulum-v1", seed=0, actor_grad=actor_grad, replay_value_coef=replay_value_coef, **TINY
-    )
-    agent.learn(60)  # fills the buffer past learning_starts
+@pytest.mark.parametrize("value_losses", [{}, {"replay_value_coef": 0.3}, {"mc_value_coef": 0.3}])
+def test_each_actor_gradient_trains_actor_and_critic(actor_grad, value_losses):
+    env_id = "CA11/ContinuousCartPole-v0"
+    agent = DreamerAgent("MlpPolicy", env_id, seed=0, actor_grad=actor_grad, **value_losses, **TINY)
+    agent.learn(60)  # fills the buffer past learning_starts, with finished (random) episodes
     nets = {"actor": agent.policy.actor, "critic": agent.policy.critic, "slow_critic": agent.policy.slow_critic}
     before = {name: torch.nn.utils.parameters_to_vector(net.parameters()).clone() for name, net in nets.items()}
     terms = agent.train()

@@ -79,7 +79,7 @@ def test_kl_balancing_routes_gradients_to_prior_and_posterior_separately():
 
 
 def test_return_normaliser_tracks_the_percentile_range_and_never_scales_up():
-    from ca11_agents.dreamer.dreamer import ReturnNormalizer
+    from ca11_agents.dreamer.imagination import ReturnNormalizer
 
     norm = ReturnNormalizer(decay=0.5)
     returns = torch.linspace(0.0, 100.0, 1001)

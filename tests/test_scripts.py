@@ -98,7 +98,7 @@ def test_variant_names_are_checked_and_builtins_are_never_replaced() -> None:
 
 def test_each_ablation_variant_builds_an_agent_without_its_ingredient(ablation: ModuleType) -> None:
     variants = ablation.parse_variants("all")
-    assert [v.name for v in variants][0] == "full" and len(variants) == 8
+    assert [v.name for v in variants][0] == "full" and len(variants) == 9
     ablation.register(variants, TINY)
     agents = {}
     for variant in variants:
@@ -115,10 +115,11 @@ def test_each_ablation_variant_builds_an_agent_without_its_ingredient(ablation: 
     assert agents["no_return_norm"].normalize_returns is False
     assert agents["no_slow_critic"].critic_tau == 1.0
     v3 = agents["v3_actor_critic"]
-    assert (v3.actor_grad, v3.gamma, v3.replay_value_coef) == ("reinforce", 0.997, 0.3)
-    assert full.actor_grad == "dynamics" and full.replay_value_coef == 0.0
+    assert (v3.actor_grad, v3.gamma, v3.replay_value_coef, v3.mc_value_coef) == ("reinforce", 0.997, 0.3, 0.0)
+    assert full.actor_grad == "dynamics" and full.replay_value_coef == 0.0 and full.mc_value_coef > 0.0
+    assert agents["no_mc_value"].mc_value_coef == 0.0
     # Removing an ingredient changes nothing else: one key of the full agent's arguments differs.
-    for name in ("no_return_norm", "no_slow_critic"):
+    for name in ("no_return_norm", "no_slow_critic", "no_mc_value"):
         init, reference = agents[name]._init_kwargs(), full._init_kwargs()
         assert sum(init[k] != reference[k] for k in init) == 1, name
 

@@ -9,18 +9,19 @@ One update (:meth:`DreamerAgent.train`)::
                                   or (actor_grad="reinforce", DreamerV3): REINFORCE on advantages / return scale,
                                   bootstrapped from the critic, imagined episodes ended by the continue head's mode
                               --> critic: two-hot regression on the returns and towards the slow critic, plus
-                                          (replay_value_coef > 0) on lambda-returns of the real windows
+                                          (mc_value_coef > 0) on the real windows' Monte-Carlo episode returns
+                                          and (replay_value_coef > 0) on their lambda-returns
 
-The loop (:meth:`DreamerAgent.learn`) acts from the posterior latent one step at a time, stores every step, and runs
-``gradient_steps`` updates every ``train_freq`` env steps once ``learning_starts`` steps are stored.
+The loop (:meth:`DreamerAgent.learn`) acts from the posterior latent one step at a time, stores every step (and, when
+an episode ends, its discounted returns), and runs ``gradient_steps`` updates every ``train_freq`` env steps once
+``learning_starts`` steps are stored.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -28,8 +29,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 
 from ca11_agents.common.base import ModelBasedAlgorithm
-from ca11_agents.common.losses import lambda_returns, replay_lambda_returns
+from ca11_agents.common.losses import replay_lambda_returns
 from ca11_agents.common.replay import SequenceReplayBuffer
+from ca11_agents.dreamer.imagination import ReturnNormalizer, frozen, imagine, imagine_sampled, imagined_returns
 from ca11_agents.dreamer.policies import DreamerPolicy
 from ca11_agents.world_models.rssm import RSSMState
 
@@ -52,30 +54,6 @@ class ActorStep(NamedTuple):
     """The values ``(N, H + 1)`` the returns bootstrapped from."""
     slow_values: torch.Tensor
     """The slow critic's values ``(N, H)`` of the imagined states: the critic's regularisation target."""
-
-
-class ReturnNormalizer(torch.nn.Module):
-    """DreamerV3's return scale: an EMA of the 5th-to-95th percentile range of returns, floored at 1, so that
-    the actor's objective has the same size for dense and sparse rewards without shrinking small returns."""
-
-    def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95) -> None:
-        super().__init__()
-        self.decay, self.low, self.high = decay, low, high
-        self.register_buffer("range", torch.zeros(()))
-        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
-
-    @torch.no_grad()
-    def update(self, returns: torch.Tensor) -> torch.Tensor:
-        """Fold a batch of returns into the statistic and return the scale ``max(1, range)``."""
-        levels = torch.tensor([self.low, self.high], device=returns.device)
-        quantiles = torch.quantile(returns.detach().flatten().float(), levels)
-        spread = quantiles[1] - quantiles[0]
-        if bool(self.initialised):
-            self.range.mul_(self.decay).add_((1.0 - self.decay) * spread)
-        else:
-            self.range.copy_(spread)
-            self.initialised.fill_(True)
-        return torch.clamp(self.range, min=1.0)
 
 
 class DreamerAgent(ModelBasedAlgorithm):
@@ -113,6 +91,11 @@ class DreamerAgent(ModelBasedAlgorithm):
         replay_value_coef: weight of DreamerV3's replay value loss: the critic also regresses lambda-returns of the
             real replayed windows (their rewards and terminations), which grounds long-horizon values (0: off;
             DreamerV3: 0.3).
+        mc_value_coef: weight of a Monte-Carlo value loss: the critic also regresses the discounted returns of the
+            finished real episodes in the replayed windows (bootstrapped from the slow critic where a time limit cut
+            the episode). They see a whole episode ahead at once, where imagined returns see ``imagination_horizon``
+            steps: this is what teaches the cart-pole's values that a slow drift ends at the track's edge (0: off;
+            not part of DreamerV3).
         grad_clip: clip of every gradient's global norm.
         policy_kwargs: network sizes, see :class:`DreamerPolicy`.
         stats_window_size: episodes averaged by the logger's rollout statistics.
@@ -147,6 +130,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         normalize_returns: bool = True,
         critic_tau: float = 0.02,
         replay_value_coef: float = 0.0,
+        mc_value_coef: float = 0.3,
         grad_clip: float = 100.0,
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -191,9 +175,10 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.imagination_starts = imagination_starts
         if actor_grad not in ("reinforce", "dynamics"):
             raise ValueError(f"DreamerAgent: actor_grad must be 'reinforce' or 'dynamics', got {actor_grad!r}")
-        if replay_value_coef < 0.0:
-            raise ValueError(f"DreamerAgent: replay_value_coef must be >= 0, got {replay_value_coef}")
-        self.actor_grad, self.replay_value_coef = actor_grad, replay_value_coef
+        for name, value in (("replay_value_coef", replay_value_coef), ("mc_value_coef", mc_value_coef)):
+            if value < 0.0:
+                raise ValueError(f"DreamerAgent: {name} must be >= 0, got {value}")
+        self.actor_grad, self.replay_value_coef, self.mc_value_coef = actor_grad, replay_value_coef, mc_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns = normalize_returns
         self._updates_due = 0.0
@@ -220,6 +205,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             "normalize_returns": self.normalize_returns,
             "critic_tau": self.critic_tau,
             "replay_value_coef": self.replay_value_coef,
+            "mc_value_coef": self.mc_value_coef,
             "grad_clip": self.grad_clip,
             "policy_kwargs": self.policy_kwargs,
             "stats_window_size": self._stats_window_size,
@@ -266,64 +252,6 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.return_norm.initialised.fill_(state["return_initialised"])
 
     # ------------------------------------------------------------------------------------------------- training
-    @contextmanager
-    def _frozen_world_model(self) -> Iterator[None]:
-        """Imagination backpropagates through the RSSM into the actor without computing the RSSM's own
-        gradients (they would be discarded: the world model learns only from its own loss)."""
-        params = list(self.policy.rssm.parameters())
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in params:
-                p.requires_grad_(True)
-
-    def imagine(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Roll the actor out in the world model from ``start`` ``(N, ...)``, differentiably (reparameterised
-        actions: gradients flow from the features back into the actor).
-
-        Returns:
-            ``(features (N, H + 1, F), actions (N, H, A), log_probs (N, H))``.
-        """
-        rssm, actor = self.policy.rssm, self.policy.actor
-        feats, actions, log_probs = [rssm.features(start)], [], []
-        state = start
-        for _ in range(horizon):
-            action, log_prob = actor(feats[-1])
-            state = rssm.img_step(state, action)
-            feats.append(rssm.features(state))
-            actions.append(action)
-            log_probs.append(log_prob)
-        return torch.stack(feats, 1), torch.stack(actions, 1), torch.stack(log_probs, 1)
-
-    @torch.no_grad()
-    def _imagine_sampled(self, start: RSSMState, horizon: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`imagine` without any graph, for score-function training: ``(features, actions, pre-squash)``."""
-        pres = []
-
-        def sample(features: torch.Tensor) -> torch.Tensor:
-            action, pre = self.policy.actor.sample(features)
-            pres.append(pre)
-            return action
-
-        states, actions = self.policy.rssm.rollout_policy(start, sample, horizon)
-        return self.policy.rssm.features(states), actions, torch.stack(pres, 1)
-
-    def _imagined_targets(
-        self, feats: torch.Tensor, actions: torch.Tensor, values: torch.Tensor, continue_mode: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lambda-returns ``(N, H)`` of an imagined trajectory and the weight ``(N, H)`` of each step: the
-        probability that the imagined episode is still running there."""
-        rssm = self.policy.rssm
-        rewards = rssm.reward(feats[:, :-1], actions)
-        continues = rssm.cont(feats[:, :-1], actions)
-        if continue_mode:  # DreamerV3 imagines with the continue head's mode: a sharp end, not a hazard everywhere
-            continues = (continues > 0.5).to(continues.dtype)
-        returns = lambda_returns(rewards, continues, values, self.gamma, self.return_lambda)
-        alive = torch.cumprod(torch.cat([torch.ones_like(continues[:, :1]), continues[:, :-1]], 1), 1).detach()
-        return returns, alive
-
     def _return_scale(self, returns: torch.Tensor) -> torch.Tensor:
         if self.normalize_returns:
             return self.return_norm.update(returns)
@@ -333,10 +261,12 @@ class DreamerAgent(ModelBasedAlgorithm):
         """DreamerV3's actor: REINFORCE on advantages ``(R - v) / scale`` plus an entropy bonus; the returns
         bootstrap from the critic being trained (DreamerV3)."""
         policy = self.policy
-        feats, actions, pres = self._imagine_sampled(start, self.imagination_horizon)
+        feats, actions, pres = imagine_sampled(policy.rssm, policy.actor, start, self.imagination_horizon)
         with torch.no_grad():
             values = policy.critic(feats)
-            returns, alive = self._imagined_targets(feats, actions, values, continue_mode=True)
+            returns, alive = imagined_returns(
+                policy.rssm, feats, actions, values, self.gamma, self.return_lambda, continue_mode=True
+            )
             scale = self._return_scale(returns)
             advantages = (returns - values[:, :-1]) / scale
             slow = policy.slow_critic(feats[:, :-1])
@@ -350,12 +280,14 @@ class DreamerAgent(ModelBasedAlgorithm):
     def _actor_step_dynamics(self, start: RSSMState) -> ActorStep:
         """Dreamer v1's actor: maximise normalised returns by backpropagating them through the world model."""
         policy = self.policy
-        with self._frozen_world_model():
-            feats, actions, log_probs = self.imagine(start, self.imagination_horizon)
+        with frozen(policy.rssm):
+            feats, actions, log_probs = imagine(policy.rssm, policy.actor, start, self.imagination_horizon)
             # Bootstrap from the slow critic (DreamerV2): its smooth values are what the actor's gradient follows.
             # It has no trainable parameters; gradients reach the actor through its input.
             values = policy.slow_critic(feats)
-            returns, alive = self._imagined_targets(feats, actions, values, continue_mode=False)
+            returns, alive = imagined_returns(
+                policy.rssm, feats, actions, values, self.gamma, self.return_lambda, continue_mode=False
+            )
             scale = self._return_scale(returns)
             actor_loss = -(alive * (returns / scale - self.ent_coef * log_probs)).mean()
             self.actor_optimizer.zero_grad(set_to_none=True)
@@ -406,6 +338,13 @@ class DreamerAgent(ModelBasedAlgorithm):
                 real_slow = policy.slow_critic(real[:, :-1])
             replay_loss = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
             critic_loss = critic_loss + self.replay_value_coef * replay_loss
+        if self.mc_value_coef > 0.0:
+            returns = batch["returns"].reshape(batch["rewards"].shape)
+            known = torch.isfinite(returns)  # NaN: the episode is still running
+            if bool(known.any()):
+                real = policy.rssm.features(post).detach()
+                mc_loss = policy.critic.loss(real[known], returns[known]).mean()
+                critic_loss = critic_loss + self.mc_value_coef * mc_loss
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
@@ -464,6 +403,8 @@ class DreamerAgent(ModelBasedAlgorithm):
                 [done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], np.float32
             )
             self.replay_buffer.add(obs, action, rewards, terminated, is_first)
+            if dones.any():
+                self._end_episodes(dones, terminated, infos, action_t)
             self._prev_action = action_t
             self._last_obs, self._last_episode_starts = new_obs, dones
             self.num_timesteps += n
@@ -488,6 +429,26 @@ class DreamerAgent(ModelBasedAlgorithm):
         callback.on_rollout_end()
         callback.on_training_end()
         return self
+
+    @torch.no_grad()
+    def _end_episodes(self, dones: np.ndarray, terminated: np.ndarray, infos: list[dict], action: torch.Tensor) -> None:
+        """Write the returns of the episodes that just ended into the replay buffer; an episode cut by a time limit
+        is bootstrapped from the slow critic's value of its final observation."""
+        bootstrap = np.zeros(len(dones), np.float32)
+        cut = [i for i in np.flatnonzero(dones) if not terminated[i] and "terminal_observation" in infos[i]]
+        if cut:
+            policy, latent = self.policy, self._latent
+            assert latent is not None
+            final = np.stack([infos[i]["terminal_observation"] for i in cut]).astype(np.float32)
+            state = policy.rssm.obs_step(
+                latent.map(lambda x: x[cut]),
+                action[cut],
+                policy.rssm.embed(torch.as_tensor(final, device=self.device)),
+                torch.zeros(len(cut), device=self.device),
+                deterministic=True,  # the posterior's mode: no draw from the torch generator training uses
+            )
+            bootstrap[cut] = policy.slow_critic(policy.rssm.features(state)).cpu().numpy()
+        self.replay_buffer.end_episodes(dones, bootstrap, self.gamma)
 
     def _log(self, metrics: dict[str, list[torch.Tensor]], start: float, start_steps: int, start_updates: int) -> None:
         elapsed = max(time.perf_counter() - start, 1e-9)
