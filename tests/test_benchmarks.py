@@ -225,3 +225,17 @@ def test_tiny_benchmark_writes_results_summary_and_curves_then_resumes(
     (tmp_path / "summary.md").unlink()
     assert report.main([str(tmp_path)]) == 0
     assert (tmp_path / "summary.md").exists()
+
+
+def test_update_cost_times_variants_and_names_bad_ones():
+    import argparse
+
+    from benchmarks import update_cost
+
+    assert update_cost.parse_variant('small={"batch_size": 4}') == ("small", {"batch_size": 4})
+    for bad in ("nojson", "x={oops", "x=[1]"):
+        with pytest.raises(argparse.ArgumentTypeError, match="variant"):
+            update_cost.parse_variant(bad)
+    tiny = {"batch_size": 2, "seq_len": 4, "imagination_horizon": 3, "imagination_starts": 4}
+    seconds = update_cost.time_updates("CA11/ContinuousPendulum-v0", tiny, fill=20, updates=3)
+    assert math.isfinite(seconds) and seconds > 0.0
