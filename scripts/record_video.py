@@ -83,7 +83,13 @@ def run_episode(agent: BaseAlgorithm, env: gym.Env, seed: int) -> tuple[float, i
 
 
 def record(
-    agent: BaseAlgorithm, env_id: str, episodes: int, seed: int, out_dir: Path, prefix: str = "agent", fmt: str = "auto",
+    agent: BaseAlgorithm,
+    env_id: str,
+    episodes: int,
+    seed: int,
+    out_dir: Path,
+    prefix: str = "agent",
+    fmt: str = "auto",
     frame_skip: int = 1,
 ) -> list[dict[str, Any]]:
     """Record ``episodes`` episodes into ``out_dir``; returns one record per episode (seed, return, steps, file).

@@ -49,7 +49,8 @@ def test_section_2_rssm_calls():
     assert len(episodes) == 4 and len(episodes[0]["observations"]) == 20
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     rssm = RecurrentStateSpaceModel(obs_dim, action_dim, 32, 64)
-    next_obs, reward, hidden = rssm.imagine(torch.randn(1, 1, obs_dim), torch.randn(1, 1, action_dim), torch.zeros(1, 64))
+    obs, action = torch.randn(1, 1, obs_dim), torch.randn(1, 1, action_dim)
+    next_obs, reward, hidden = rssm.imagine(obs, action, torch.zeros(1, 64))
     assert next_obs.shape == (1, 1, obs_dim) and reward.shape == (1, 1) and hidden.shape == (1, 64)
     trainer = RSSMTrainer(rssm, learning_rate=1e-3, device="cpu")
     for episode in episodes:
