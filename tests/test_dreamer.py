@@ -232,7 +232,7 @@ def test_invalid_arguments_are_named():
 
 
 @pytest.mark.parametrize("actor_grad", ["reinforce", "dynamics"])
-@pytest.mark.parametrize("value_losses", [{}, {"replay_value_coef": 0.3}, {"mc_value_coef": 0.3}])
+@pytest.mark.parametrize("value_losses", [{}, {"replay_value_coef": 0.3}, {"mc_value_coef": 0.0}])
 def test_each_actor_gradient_trains_actor_and_critic(actor_grad, value_losses):
     env_id = "CA11/ContinuousCartPole-v0"
     agent = DreamerAgent("MlpPolicy", env_id, seed=0, actor_grad=actor_grad, **value_losses, **TINY)
@@ -241,6 +241,8 @@ def test_each_actor_gradient_trains_actor_and_critic(actor_grad, value_losses):
     before = {name: torch.nn.utils.parameters_to_vector(net.parameters()).clone() for name, net in nets.items()}
     terms = agent.train()
     assert all(torch.isfinite(value).all() for value in terms.values())
+    assert ("critic/mc_loss" in terms) == (agent.mc_value_coef > 0)  # the default has it
+    assert ("critic/replay_loss" in terms) == (agent.replay_value_coef > 0)
     for name, net in nets.items():
         assert not torch.equal(torch.nn.utils.parameters_to_vector(net.parameters()), before[name]), name
 

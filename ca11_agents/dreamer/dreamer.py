@@ -318,33 +318,28 @@ class DreamerAgent(ModelBasedAlgorithm):
         torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
         self.actor_optimizer.step()
 
-        # The critic: two-hot regression on the imagined returns, regularised towards the slow critic, plus
-        # DreamerV3's replay value loss on the real windows (returns grounded in real rewards and terminations).
+        # The critic: two-hot regression on the imagined returns, regularised towards the slow critic, plus losses on
+        # the real windows: returns of finished episodes (Monte-Carlo) and DreamerV3's replay lambda-returns.
         critic_loss = (
             imagined.alive * policy.critic.loss(imagined.feats[:, :-1], imagined.returns, imagined.slow_values)
         ).mean()
+        real, shape, critic_terms = policy.rssm.features(post).detach(), batch["rewards"].shape, {}
         if self.replay_value_coef > 0.0:
-            real = policy.rssm.features(post).detach()
-            shape = real.shape[:2]
             with torch.no_grad():
                 real_returns = replay_lambda_returns(
-                    batch["rewards"].reshape(shape),
-                    batch["terminated"].reshape(shape),
-                    batch["is_first"].reshape(shape),
+                    *(batch[k].reshape(shape) for k in ("rewards", "terminated", "is_first")),
                     policy.critic(real),
                     self.gamma,
                     self.return_lambda,
                 )
                 real_slow = policy.slow_critic(real[:, :-1])
-            replay_loss = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
-            critic_loss = critic_loss + self.replay_value_coef * replay_loss
-        if self.mc_value_coef > 0.0:
-            returns = batch["returns"].reshape(batch["rewards"].shape)
-            known = torch.isfinite(returns)  # NaN: the episode is still running
-            if bool(known.any()):
-                real = policy.rssm.features(post).detach()
-                mc_loss = policy.critic.loss(real[known], returns[known]).mean()
-                critic_loss = critic_loss + self.mc_value_coef * mc_loss
+            critic_terms["critic/replay_loss"] = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
+            critic_loss = critic_loss + self.replay_value_coef * critic_terms["critic/replay_loss"]
+        returns = batch["returns"].reshape(shape)
+        known = torch.isfinite(returns)  # NaN: the episode is still running
+        if self.mc_value_coef > 0.0 and bool(known.any()):
+            critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], returns[known]).mean()
+            critic_loss = critic_loss + self.mc_value_coef * critic_terms["critic/mc_loss"]
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
@@ -361,6 +356,7 @@ class DreamerAgent(ModelBasedAlgorithm):
                 "actor/imagined_return": imagined.returns.mean(),
                 "critic/loss": critic_loss.detach(),
                 "critic/value": imagined.values.mean(),
+                **{k: v.detach() for k, v in critic_terms.items()},
             }
         )
         return terms
