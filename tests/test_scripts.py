@@ -1,5 +1,5 @@
 """The experiment scripts end to end with tiny budgets: ablation (scripts/ablation.py), sweep (scripts/sweep.py) and
-recording (scripts/record_video.py), plus the benchmark's algorithm variants they are built on.
+recording (scripts/record_video.py), probing (scripts/probe_agent.py), plus the benchmark's algorithm variants they are built on.
 
 Runs go sequentially in-process (``--no-ray``); the runner's own tests cover Ray.
 """
@@ -267,3 +267,30 @@ def test_record_video_loads_sb3_learners_and_explains_bad_input(
     if importlib.util.find_spec("moviepy") is None:
         assert record_video.main([*args, "--algo", "sac", "--format", "mp4", "--out", str(tmp_path)]) == 2
         assert "needs moviepy" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Probing a saved agent
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_probe_agent_puts_values_next_to_the_returns_paid(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    agent = DreamerAgent("MlpPolicy", "CA11/ContinuousCartPole-v0", seed=0, device="cpu", **TINY).learn(80)
+    agent.save(tmp_path / "dreamer.zip")
+    probe = load_script("probe_agent")
+    args = [str(tmp_path / "dreamer.zip"), "--env", "CA11/ContinuousCartPole-v0", "--seed", "3"]
+    assert probe.main([*args, "--csv", str(tmp_path / "p.csv"), "--plot", str(tmp_path / "p.png")]) == 0
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["terminated"].iat[-1] and not table["terminated"].iloc[:-1].any()  # the pole fell once, at the end
+    # The episode is the one predict() plays, and the returns paid follow R_t = r_t + gamma * R_{t+1}.
+    returns, _ = evaluate_policy(agent, make_vec_env("CA11/ContinuousCartPole-v0", n_envs=1, seed=3),
+                                 n_eval_episodes=1, deterministic=True, return_episode_rewards=True)  # fmt: skip
+    assert table["reward"].sum() == pytest.approx(returns[0])
+    rtg, rewards = table["return_to_go"].to_numpy(), table["reward"].to_numpy()
+    assert rtg[:-1] == pytest.approx(rewards[:-1] + agent.gamma * rtg[1:]) and rtg[-1] == rewards[-1]
+    assert table["continue_prob"].between(0, 1).all() and (tmp_path / "p.png").stat().st_size > 0
+    assert "critic - return paid" in capsys.readouterr().out
+    # Bad input is named.
+    assert probe.main([str(tmp_path / "missing.zip"), "--env", "CA11/ContinuousCartPole-v0"]) == 2
+    assert probe.main([*args[:1], "--env", "CA11/ContinuousPendulum-v0"]) == 2  # 3 observations, not 4
+    assert "trained on" in capsys.readouterr().err

@@ -1,0 +1,136 @@
+"""What a saved DreamerAgent believes along one of its own episodes, next to what happened.
+
+    python scripts/probe_agent.py outputs/demo/dreamer.zip --env CA11/ContinuousPendulum-v0 --seed 100 \\
+        --every 20 --csv outputs/probe.csv --plot outputs/probe.png
+
+Runs one deterministic episode (reset with ``--seed``) and records, for every step, the observation, the action, the
+reward and termination, and the networks' view of the same step: the critic's and the slow critic's value of the
+posterior state, the reward head's prediction and the continue head's probability. Next to the values it puts the
+discounted return the episode actually paid from that step (``return_to_go``, with the agent's gamma; 0 after the
+last step, so for an episode cut by the time limit the last steps' figures are lower bounds).
+
+A critic far below ``return_to_go`` in the middle of a long episode, or flat where the episode is heading for its
+end, is what kept the cart-pole from being solved before the Monte-Carlo value loss (benchmarks/README.md, "The
+cart-pole"). Prints every ``--every``-th step and the last three; ``--csv`` and ``--plot`` write all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+
+import ca11_gym  # noqa: F401  (registers the CA11 environments)
+from ca11_agents import DreamerAgent
+
+
+@torch.no_grad()
+def probe_episode(agent: DreamerAgent, env: gym.Env, seed: int) -> pd.DataFrame:
+    """One deterministic episode of ``agent`` in ``env``, one row per step (see the module's docstring)."""
+    policy, device = agent.policy, agent.device
+    obs, _ = env.reset(seed=seed)
+    latent = policy.initial_state(1)
+    prev_action = torch.zeros(1, agent.action_space.shape[0], device=device)
+    is_first, rows, done = torch.ones(1, device=device), [], False
+    while not done:
+        obs_t = torch.as_tensor(np.asarray(obs, np.float32)[None], device=device)
+        action, latent = policy.act(obs_t, latent, prev_action, is_first, deterministic=True)
+        features = policy.rssm.features(latent)
+        row = {f"obs_{i}": float(x) for i, x in enumerate(np.ravel(obs))}
+        row.update({f"action_{i}": float(x) for i, x in enumerate(action[0].cpu().numpy())})
+        row.update(
+            value=float(policy.critic(features)),
+            slow_value=float(policy.slow_critic(features)),
+            predicted_reward=float(policy.rssm.reward(features, action)),
+            continue_prob=float(policy.rssm.cont(features, action)),
+        )
+        obs, reward, terminated, truncated, _ = env.step(policy.unscale_action(action.cpu().numpy())[0])
+        row.update(reward=float(reward), terminated=bool(terminated), truncated=bool(truncated))
+        rows.append(row)
+        prev_action, is_first, done = action, torch.zeros(1, device=device), terminated or truncated
+    table = pd.DataFrame(rows)
+    returns, ret = np.zeros(len(table)), 0.0
+    for t in range(len(table) - 1, -1, -1):
+        ret = table["reward"].iat[t] + agent.gamma * ret
+        returns[t] = ret
+    table.insert(0, "step", np.arange(len(table)))
+    table["return_to_go"] = returns
+    return table
+
+
+def plot(table: pd.DataFrame, path: Path, title: str) -> None:
+    """Values against the return actually paid, and the continue probability, over the episode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, height_ratios=[3, 1])
+    top.plot(table["step"], table["return_to_go"], label="discounted return paid from here", color="black")
+    top.plot(table["step"], table["value"], label="critic")
+    top.plot(table["step"], table["slow_value"], label="slow critic", linestyle="--")
+    top.set_ylabel("value")
+    top.legend()
+    top.set_title(title)
+    bottom.plot(table["step"], table["continue_prob"], color="tab:red")
+    bottom.set_ylabel("P(continue)")
+    bottom.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("agent", type=Path, help="a DreamerAgent saved with agent.save(...)")
+    parser.add_argument("--env", required=True, help="env id, e.g. CA11/ContinuousCartPole-v0")
+    parser.add_argument("--seed", type=int, default=100, help="reset seed of the episode")
+    parser.add_argument("--every", type=int, default=20, help="print every N-th step")
+    parser.add_argument("--csv", type=Path, help="write every step here")
+    parser.add_argument("--plot", type=Path, help="write the value / continue figure here (.png)")
+    args = parser.parse_args(argv)
+    if args.every < 1:
+        parser.error(f"--every must be >= 1, got {args.every}")
+    if not args.agent.is_file():
+        print(f"error: no saved agent at {args.agent}", file=sys.stderr)
+        return 2
+    try:
+        agent = DreamerAgent.load(args.agent, device="cpu")
+        env = gym.make(args.env)
+    except (ValueError, gym.error.Error) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if env.observation_space.shape != agent.observation_space.shape:
+        print(f"error: {args.env} observes {env.observation_space.shape}, the agent was trained on "
+              f"{agent.observation_space.shape}", file=sys.stderr)  # fmt: skip
+        return 2
+    table = probe_episode(agent, env, args.seed)
+    shown = pd.concat([table.iloc[:: args.every], table.iloc[-3:]]).drop_duplicates("step")
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
+        print(shown.to_string(index=False))
+    end = "terminated" if table["terminated"].iat[-1] else "truncated" if table["truncated"].iat[-1] else "ended"
+    print(f"\n{len(table)} steps ({end}), return {table['reward'].sum():.1f}; critic - return paid: median "
+          f"{(table['value'] - table['return_to_go']).median():+.1f} (gamma {agent.gamma})")
+    for path in (args.csv, args.plot):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    if args.csv is not None:
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+    if args.plot is not None:
+        plot(table, args.plot, f"{args.agent.name} on {args.env}, seed {args.seed}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
