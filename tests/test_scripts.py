@@ -1,5 +1,6 @@
-"""The experiment scripts end to end with tiny budgets: ablation (scripts/ablation.py), sweep (scripts/sweep.py) and
-recording (scripts/record_video.py), probing (scripts/probe_agent.py), plus the benchmark's algorithm variants they are built on.
+"""The experiment scripts end to end with tiny budgets: ablation (scripts/ablation.py), sweep (scripts/sweep.py),
+recording (scripts/record_video.py) and probing (scripts/probe_agent.py), plus the benchmark's algorithm variants
+they are built on.
 
 Runs go sequentially in-process (``--no-ray``); the runner's own tests cover Ray.
 """
