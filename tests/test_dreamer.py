@@ -91,6 +91,7 @@ def test_several_envs_and_callback_that_stops_training():
     agent.learn(10_000, callback=StopTrainingOnMaxEpisodes(max_episodes=1))
     # Each env finishes its first 200-step episode together: training stops there, not at 10,000 steps.
     assert agent.num_timesteps == 400
+    assert np.isfinite(agent.replay_buffer.data["returns"][:, :200]).all()  # both episodes' returns are stored
     actions, _ = agent.predict(env.reset(), deterministic=True)
     assert actions.shape == (2, 1)
 
