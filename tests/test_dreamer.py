@@ -100,7 +100,8 @@ def test_logger_eval_and_checkpoint_callbacks(tmp_path):
     agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=1, **TINY)
     agent.set_logger(configure(str(tmp_path / "log"), ["csv"]))
     eval_cb = EvalCallback(
-        Monitor(gym.make("Pendulum-v1")), eval_freq=200, n_eval_episodes=1, log_path=str(tmp_path / "eval")
+        Monitor(gym.make("Pendulum-v1")), eval_freq=200, n_eval_episodes=1, log_path=str(tmp_path / "eval"),
+        best_model_save_path=str(tmp_path / "best"),
     )
     ckpt_cb = CheckpointCallback(save_freq=200, save_path=str(tmp_path / "ckpt"), save_replay_buffer=True)
     agent.learn(400, callback=[eval_cb, ckpt_cb], log_interval=1)
@@ -108,11 +109,13 @@ def test_logger_eval_and_checkpoint_callbacks(tmp_path):
     saved = sorted(os.listdir(tmp_path / "ckpt"))
     assert "rl_model_400_steps.zip" in saved and "rl_model_replay_buffer_400_steps.pkl" in saved
     header = (tmp_path / "log" / "progress.csv").read_text().splitlines()[0].split(",")
-    for key in ("train/world_model/loss", "train/actor/loss", "train/critic/loss", "rollout/ep_rew_mean",
-                "time/fps", "time/updates_per_s"):
+    for key in ("train/world_model/loss", "train/actor/loss", "train/critic/loss", "train/critic/mc_loss",
+                "rollout/ep_rew_mean", "time/fps", "time/updates_per_s"):
         assert key in header
     reloaded = DreamerAgent.load(tmp_path / "ckpt" / "rl_model_400_steps.zip")
     assert reloaded.num_timesteps == 400
+    best = DreamerAgent.load(tmp_path / "best" / "best_model.zip")  # EvalCallback keeps the best policy
+    assert best.num_timesteps in (200, 400)
 
 
 def test_tensorboard_log_is_written(tmp_path):
@@ -120,6 +123,13 @@ def test_tensorboard_log_is_written(tmp_path):
     agent.learn(200, log_interval=1)
     events = [f for _, _, files in os.walk(tmp_path) for f in files if f.startswith("events.out.tfevents")]
     assert events
+
+
+def test_a_name_without_extension_gets_zip_as_in_sb3(trained, tmp_path):
+    trained.save(tmp_path / "agent")  # what SB3's EvalCallback does with best_model
+    assert os.listdir(tmp_path) == ["agent.zip"]
+    for name in ("agent", "agent.zip"):
+        assert np.array_equal(rollout_actions(DreamerAgent.load(tmp_path / name)), rollout_actions(trained))
 
 
 def test_save_load_parity_and_resume(trained, tmp_path):

@@ -53,11 +53,15 @@ def save_checkpoint(
     """Write ``config`` (JSON-serialisable) and ``tensors`` to ``path`` atomically.
 
     Args:
-        path: the file to write (any extension; SB3's ``CheckpointCallback`` passes ``.zip``).
+        path: the file to write; as in SB3, ``.zip`` is appended to a name without an extension (SB3's
+            ``EvalCallback`` saves ``best_model``, and users load ``best_model.zip``).
         kind: the class that wrote it (checked by :func:`load_checkpoint`).
         config: everything needed to rebuild the object, as JSON.
         tensors: the weights (and optimizer state), flattened to names.
     """
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_suffix(".zip")
     header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "config": config}
     payload = save_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
 
@@ -78,6 +82,8 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> tuple[dict[str, Any],
             class.
     """
     path = Path(path)
+    if not path.is_file() and path.suffix == "" and path.with_suffix(".zip").is_file():
+        path = path.with_suffix(".zip")  # saved under a name without an extension (see save_checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
