@@ -159,9 +159,9 @@ class SequenceReplayBuffer:
         for k in FIELDS:
             if loaded[k].shape[:2] != (n_envs, size):
                 raise ValueError(f"{path}: field {k!r} has shape {loaded[k].shape}, expected ({n_envs}, {size}, ...)")
-        self.size_per_env, self.pos, self.count = size, pos, count
         if loaded["episode_steps"].shape != (n_envs,):
             raise ValueError(f"{path}: episode_steps has shape {loaded['episode_steps'].shape}, expected ({n_envs},)")
+        self.size_per_env, self.pos, self.count = size, pos, count
         self.data = {k: loaded[k].astype(np.float32, copy=False) for k in FIELDS}
         self.episode_steps = loaded["episode_steps"].astype(np.int64)
         self.rng = _rng_from_bytes(loaded["rng_state"].tobytes())
