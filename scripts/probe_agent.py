@@ -31,6 +31,7 @@ import torch
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DreamerAgent
+from ca11_agents.common.replay import discounted_returns
 
 
 @torch.no_grad()
@@ -58,12 +59,8 @@ def probe_episode(agent: DreamerAgent, env: gym.Env, seed: int) -> pd.DataFrame:
         rows.append(row)
         prev_action, is_first, done = action, torch.zeros(1, device=device), terminated or truncated
     table = pd.DataFrame(rows)
-    returns, ret = np.zeros(len(table)), 0.0
-    for t in range(len(table) - 1, -1, -1):
-        ret = table["reward"].iat[t] + agent.gamma * ret
-        returns[t] = ret
     table.insert(0, "step", np.arange(len(table)))
-    table["return_to_go"] = returns
+    table["return_to_go"] = discounted_returns(table["reward"].to_numpy(), agent.gamma)
     return table
 
 

@@ -28,7 +28,17 @@ import torch
 from ca11_agents.common.checkpoint import atomic_write
 
 FIELDS = ("observations", "actions", "rewards", "terminated", "is_first", "returns")
-REQUIRED = ("observations", "actions", "rewards", "terminated", "is_first", "meta", "rng_state")
+NAMES = (*FIELDS, "meta", "rng_state", "episode_steps")  # what save() writes
+OPTIONAL = ("returns", "episode_steps")  # absent from files written before returns were stored
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float, bootstrap: float = 0.0) -> np.ndarray:
+    """``R_t = r_t + gamma * R_{t+1}`` over one episode's rewards ``(L,)``, with ``R_L = bootstrap`` (float64)."""
+    returns, ret = np.empty(len(rewards)), float(bootstrap)
+    for t in range(len(rewards) - 1, -1, -1):
+        ret = float(rewards[t]) + gamma * ret
+        returns[t] = ret
+    return returns
 
 
 class SequenceReplayBuffer:
@@ -97,11 +107,9 @@ class SequenceReplayBuffer:
         data, last = self.data, (self.pos - 1) % self.size_per_env
         for env in np.flatnonzero(ended):
             steps = int(min(self.episode_steps[env], self.count))
-            ret = 0.0 if data["terminated"][env, last] > 0 else float(bootstrap[env])
-            for k in range(steps):
-                i = (last - k) % self.size_per_env
-                ret = float(data["rewards"][env, i]) + gamma * ret
-                data["returns"][env, i] = ret
+            index = (last - np.arange(steps)[::-1]) % self.size_per_env  # the episode's slots, oldest first
+            tail = 0.0 if data["terminated"][env, last] > 0 else float(bootstrap[env])
+            data["returns"][env, index] = discounted_returns(data["rewards"][env, index], gamma, tail)
             self.episode_steps[env] = 0
 
     def can_sample(self, seq_len: int) -> bool:
@@ -138,9 +146,8 @@ class SequenceReplayBuffer:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as f:
-                names = (*FIELDS, "meta", "rng_state", "episode_steps")
-                loaded = {k: f[k] for k in names if k in f.files or k in REQUIRED}
-                missing = [k for k in REQUIRED if k not in loaded]
+                loaded = {k: f[k] for k in NAMES if k in f.files}
+                missing = [k for k in NAMES if k not in loaded and k not in OPTIONAL]
                 if missing:
                     raise KeyError(f"missing {missing}")
         except FileNotFoundError:

@@ -44,6 +44,11 @@ class LatentActor(nn.Module):
         std = self.min_std + (self.max_std - self.min_std) * torch.sigmoid(std + 2.0)
         return mean, std
 
+    @staticmethod
+    def _normal_log_density(pre: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+        """Per-dimension ``log N(pre; mean, std)`` ``(..., A)``."""
+        return -0.5 * ((pre - mean) / std) ** 2 - torch.log(std) - 0.5 * math.log(2.0 * math.pi)
+
     def forward(self, features: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """Sample actions ``(..., A)`` (differentiable) and their log-probabilities ``(...)``.
 
@@ -56,10 +61,7 @@ class LatentActor(nn.Module):
         # log N(pre; mean, std) minus the log-Jacobian of tanh, written stably: log(1 - tanh(x)^2) =
         # 2 * (log 2 - x - softplus(-2x)).
         log_prob = (
-            -0.5 * ((pre - mean) / std) ** 2
-            - torch.log(std)
-            - 0.5 * math.log(2.0 * math.pi)
-            - 2.0 * (math.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
+            self._normal_log_density(pre, mean, std) - 2.0 * (math.log(2.0) - pre - nn.functional.softplus(-2.0 * pre))
         ).sum(-1)
         return action, log_prob
 
@@ -76,8 +78,7 @@ class LatentActor(nn.Module):
         Differs from ``log pi(tanh(pre))`` by the log-Jacobian of tanh, which does not depend on the parameters, so
         both have the same score-function (REINFORCE) gradient.
         """
-        mean, std = self._params(features)
-        return (-0.5 * ((pre - mean) / std) ** 2 - torch.log(std) - 0.5 * math.log(2.0 * math.pi)).sum(-1)
+        return self._normal_log_density(pre, *self._params(features)).sum(-1)
 
     def entropy(self, features: Tensor) -> Tensor:
         """Entropy ``(...)`` of the Gaussian before the squash (the bonus DreamerV3 adds to the actor loss)."""

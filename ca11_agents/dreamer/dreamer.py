@@ -323,11 +323,13 @@ class DreamerAgent(ModelBasedAlgorithm):
         critic_loss = (
             imagined.alive * policy.critic.loss(imagined.feats[:, :-1], imagined.returns, imagined.slow_values)
         ).mean()
-        real, shape, critic_terms = policy.rssm.features(post).detach(), batch["rewards"].shape, {}
+        real, critic_terms = policy.rssm.features(post).detach(), {}  # the windows' features (B, T, F)
         if self.replay_value_coef > 0.0:
             with torch.no_grad():
                 real_returns = replay_lambda_returns(
-                    *(batch[k].reshape(shape) for k in ("rewards", "terminated", "is_first")),
+                    batch["rewards"],
+                    batch["terminated"],
+                    batch["is_first"],
                     policy.critic(real),
                     self.gamma,
                     self.return_lambda,
@@ -335,10 +337,9 @@ class DreamerAgent(ModelBasedAlgorithm):
                 real_slow = policy.slow_critic(real[:, :-1])
             critic_terms["critic/replay_loss"] = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
             critic_loss = critic_loss + self.replay_value_coef * critic_terms["critic/replay_loss"]
-        returns = batch["returns"].reshape(shape)
-        known = torch.isfinite(returns)  # NaN: the episode is still running
+        known = torch.isfinite(batch["returns"])  # NaN: the episode is still running
         if self.mc_value_coef > 0.0 and bool(known.any()):
-            critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], returns[known]).mean()
+            critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], batch["returns"][known]).mean()
             critic_loss = critic_loss + self.mc_value_coef * critic_terms["critic/mc_loss"]
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
