@@ -31,11 +31,15 @@ import numpy as np
 #: The evaluation environment of the run with seed ``s`` is seeded ``s + EVAL_SEED_OFFSET``.
 EVAL_SEED_OFFSET = 10_000
 
-#: Env ids that share hyperparameters (same dynamics); unknown ids use the ``"default"`` entry.
+#: Env ids that share hyperparameters (same dynamics); unknown ids use the ``"default"`` entry. The pixel pendulum
+#: (``benchmarks.envs``) has its own family: image observations need other settings (replay buffers that fit memory).
 ENV_FAMILIES: dict[str, str] = {
     "CA11/ContinuousPendulum-v0": "pendulum",
     "Pendulum-v1": "pendulum",
+    "CA11/PixelPendulum-v0": "pixel_pendulum",
     "CA11/ContinuousCartPole-v0": "cartpole",
+    "CartPole-v1": "cartpole",
+    "Acrobot-v1": "acrobot",
     "CA11/SequenceEnvironment-v0": "sequence",
 }
 
@@ -70,6 +74,22 @@ class AlgoSpec:
     """True for learners that cannot act in discrete action spaces (SAC, TD3)."""
     hyperparams: Mapping[str, Hyperparams] = field(default_factory=dict)
     """Per env family (see :data:`ENV_FAMILIES`), with a ``"default"`` entry."""
+    discrete_actions_only: bool = False
+    """True for learners that can act only in ``Discrete`` action spaces (DQN)."""
+    vector_obs_only: bool = False
+    """True for learners whose adapter builds MLPs on flat observations only (tianshou_sac): no image or Dict ones."""
+
+    def unsupported_reason(self, observation_space: Any, action_space: Any) -> str | None:
+        """Why this learner cannot run on an env with these spaces (the runner skips it there), or ``None``."""
+        from gymnasium import spaces
+
+        if self.box_actions_only and not isinstance(action_space, spaces.Box):
+            return "it needs continuous (Box) actions"
+        if self.discrete_actions_only and not isinstance(action_space, spaces.Discrete):
+            return "it needs discrete actions"
+        if self.vector_obs_only and observation_kind(observation_space) != "Mlp":
+            return "its adapter handles only flat vector observations (no images, no Dict)"
+        return None
 
     def hyperparams_for(self, env_id: str) -> Hyperparams:
         """The hyperparameters this algorithm uses on ``env_id``."""
@@ -101,6 +121,11 @@ def _zoo(file: str, entry: str) -> str:
 _CA11_DEFAULTS = {"default": Hyperparams({}, "the learner's own defaults (ca11_agents)")}
 # The zoo's TD3 entries all explore with Gaussian noise of std 0.1; SB3's TD3 default (no noise) does not explore.
 _TD3_NOISE = {"noise_type": "normal", "noise_std": 0.1}
+# Off-policy learners on 64x64x3 pixels: SB3's default 1e6-transition buffer would hold 2 x 12 KB per transition
+# (observation and next observation, optimize_memory_usage off): 25 GB. 100,000 transitions (2.5 GB) hold the whole
+# default pixel budget (20,000 steps). The policy is not named: the adapter picks CnnPolicy for image observations.
+_PIXEL_BUFFER = {"buffer_size": 100_000, "optimize_memory_usage": False}
+_PIXEL_NOTE = ", replay buffer 100,000 transitions (a 1e6 pixel buffer needs 25 GB), CnnPolicy"
 
 ALGOS: dict[str, AlgoSpec] = {
     spec.name: spec
@@ -119,6 +144,10 @@ ALGOS: dict[str, AlgoSpec] = {
             box_actions_only=True,
             hyperparams={
                 "pendulum": Hyperparams({"learning_rate": 1e-3}, _zoo("sac.yml", "Pendulum-v1")),
+                "pixel_pendulum": Hyperparams(
+                    {"learning_rate": 1e-3, **_PIXEL_BUFFER},
+                    "SB3 SAC defaults + the learning rate of " + _zoo("sac.yml", "Pendulum-v1") + _PIXEL_NOTE,
+                ),
                 "default": Hyperparams({}, "SB3 SAC defaults (the zoo has no entry for this task)"),
             },
         ),
@@ -141,6 +170,10 @@ ALGOS: dict[str, AlgoSpec] = {
                         "policy_kwargs": {"net_arch": [400, 300]},
                     },
                     _zoo("td3.yml", "Pendulum-v1") + " (as published with the sb3/td3-Pendulum-v1 model)",
+                ),
+                "pixel_pendulum": Hyperparams(
+                    {**_TD3_NOISE, **_PIXEL_BUFFER},
+                    "SB3 TD3 defaults + the zoo's Gaussian action noise (std 0.1)" + _PIXEL_NOTE,
                 ),
                 "default": Hyperparams(_TD3_NOISE, "SB3 TD3 defaults + the zoo's Gaussian action noise (std 0.1)"),
             },
@@ -167,8 +200,8 @@ ALGOS: dict[str, AlgoSpec] = {
                     },
                     _zoo("ppo.yml", "Pendulum-v1"),
                 ),
-                # Same physics and horizon as CartPole-v1; only the action space differs (Gaussian instead of
-                # categorical policy), so the tuned discrete entry is the closest the zoo has.
+                # CartPole-v1's own entry. CA11/ContinuousCartPole-v0 has the same physics and horizon; only the
+                # action space differs (Gaussian instead of categorical policy): this tuned entry is the zoo's closest.
                 "cartpole": Hyperparams(
                     {
                         "n_envs": 8,
@@ -182,6 +215,13 @@ ALGOS: dict[str, AlgoSpec] = {
                         "clip_range": "lin_0.2",
                     },
                     _zoo("ppo.yml", "CartPole-v1"),
+                ),
+                # normalize: VecNormalize of observations and rewards while training (gamma = the algorithm's), and
+                # of observations only, with the training statistics, for evaluation -- as the zoo does.
+                "acrobot": Hyperparams(
+                    {"normalize": True, "n_envs": 16, "n_steps": 256, "gae_lambda": 0.94, "gamma": 0.99,
+                     "n_epochs": 4, "ent_coef": 0.0},  # fmt: skip
+                    _zoo("ppo.yml", "Acrobot-v1"),
                 ),
                 "default": Hyperparams({}, "SB3 PPO defaults (the zoo has no entry for this task)"),
             },
@@ -224,7 +264,52 @@ ALGOS: dict[str, AlgoSpec] = {
                     },
                     _zoo("ppo_lstm.yml", "CartPoleNoVel-v1"),
                 ),
+                # No policy named: the adapter picks the class's CnnLstmPolicy for image observations.
+                "pixel_pendulum": Hyperparams({}, "sb3-contrib RecurrentPPO defaults, CnnLstmPolicy"),
                 "default": Hyperparams({"policy": "MlpLstmPolicy"}, "sb3-contrib RecurrentPPO defaults"),
+            },
+        ),
+        AlgoSpec(
+            name="sb3_dqn",
+            target="stable_baselines3:DQN",
+            adapter="sb3",
+            model_based=False,
+            box_actions_only=False,
+            discrete_actions_only=True,
+            hyperparams={
+                "cartpole": Hyperparams(
+                    {
+                        "learning_rate": 2.3e-3,
+                        "batch_size": 64,
+                        "buffer_size": 100_000,
+                        "learning_starts": 1000,
+                        "gamma": 0.99,
+                        "target_update_interval": 10,
+                        "train_freq": 256,
+                        "gradient_steps": 128,
+                        "exploration_fraction": 0.16,
+                        "exploration_final_eps": 0.04,
+                        "policy_kwargs": {"net_arch": [256, 256]},
+                    },
+                    _zoo("dqn.yml", "CartPole-v1"),
+                ),
+                "acrobot": Hyperparams(
+                    {
+                        "learning_rate": 6.3e-4,
+                        "batch_size": 128,
+                        "buffer_size": 50_000,
+                        "learning_starts": 0,
+                        "gamma": 0.99,
+                        "target_update_interval": 250,
+                        "train_freq": 4,
+                        "gradient_steps": -1,
+                        "exploration_fraction": 0.12,
+                        "exploration_final_eps": 0.1,
+                        "policy_kwargs": {"net_arch": [256, 256]},
+                    },
+                    _zoo("dqn.yml", "Acrobot-v1"),
+                ),
+                "default": Hyperparams({}, "SB3 DQN defaults (the zoo has no entry for this task)"),
             },
         ),
         AlgoSpec(
@@ -233,6 +318,7 @@ ALGOS: dict[str, AlgoSpec] = {
             adapter="tianshou_sac",
             model_based=False,
             box_actions_only=True,
+            vector_obs_only=True,
             hyperparams={
                 # The values SB3's SAC runs with, so that the two SAC implementations are compared like for like.
                 "pendulum": Hyperparams(
@@ -370,14 +456,81 @@ class RunConfig:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def sb3_kwargs(values: Mapping[str, Any], action_dim: int) -> tuple[str, int, dict[str, Any]]:
-    """Translate zoo-style settings into ``(policy, n_envs, constructor kwargs)`` as rl-baselines3-zoo does."""
+def observation_kind(observation_space: Any) -> str:
+    """``"Cnn"`` for image observations (SB3's ``is_image_space``: uint8 ``(H, W, C)`` or ``(C, H, W)`` in [0, 255]),
+    ``"MultiInput"`` for ``Dict`` observations, ``"Mlp"`` otherwise: the prefix of SB3's policy names."""
+    from gymnasium import spaces
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    if isinstance(observation_space, spaces.Dict):
+        return "MultiInput"
+    if isinstance(observation_space, spaces.Box) and is_image_space(observation_space):
+        return "Cnn"
+    return "Mlp"
+
+
+def choose_policy(learner_class: type, observation_space: Any, named: str | None = None) -> str:
+    """The policy string a learner is built with: ``named`` when the hyperparameters name one, otherwise
+    ``CnnPolicy`` for image observations, ``MultiInputPolicy`` for ``Dict`` ones and ``MlpPolicy`` else.
+
+    A class without that alias but with its LSTM counterpart (sb3-contrib's RecurrentPPO: ``CnnLstmPolicy``...) gets
+    the counterpart; any other class gets the plain name, so a learner that lacks it fails with its own error.
+    """
+    if named is not None:
+        return named
+    kind = observation_kind(observation_space)
+    aliases = getattr(learner_class, "policy_aliases", {}) or {}
+    for name in (f"{kind}Policy", f"{kind}LstmPolicy"):
+        if name in aliases:
+            return name
+    return f"{kind}Policy"
+
+
+def policy_for(spec: AlgoSpec, env_id: str) -> str | None:
+    """The policy string :func:`train_sb3` builds ``spec`` with on ``env_id`` (``None`` for non-SB3 adapters)."""
+    if spec.adapter != "sb3":
+        return None
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        observation_space = env.observation_space
+    finally:
+        env.close()
+    return choose_policy(spec.load_class(), observation_space, spec.hyperparams_for(env_id).values.get("policy"))
+
+
+@dataclass(frozen=True)
+class SB3Settings:
+    """Zoo-style settings translated for SB3 (see :func:`sb3_kwargs`)."""
+
+    policy: str | None
+    """The policy named by the settings; ``None``: :func:`choose_policy` picks one from the observation space."""
+    n_envs: int
+    normalize: dict[str, Any] | None
+    """``VecNormalize`` keyword arguments when the settings say ``normalize``, else ``None``."""
+    kwargs: dict[str, Any]
+    """Constructor keyword arguments."""
+
+
+def sb3_kwargs(values: Mapping[str, Any], action_dim: int) -> SB3Settings:
+    """Translate zoo-style settings into :class:`SB3Settings` as rl-baselines3-zoo does.
+
+    ``normalize`` is ``True`` (``VecNormalize`` defaults) or a mapping of ``VecNormalize`` arguments; as in the zoo,
+    ``gamma`` (when set) is also the normaliser's discount.
+    """
     from stable_baselines3.common.noise import NormalActionNoise
     from stable_baselines3.common.utils import LinearSchedule
 
     kwargs = dict(values)
-    policy = kwargs.pop("policy", "MlpPolicy")
+    policy = kwargs.pop("policy", None)
     n_envs = int(kwargs.pop("n_envs", 1))
+    normalize_value = kwargs.pop("normalize", False)
+    normalize: dict[str, Any] | None = None
+    if isinstance(normalize_value, Mapping) or normalize_value:
+        normalize = dict(normalize_value) if isinstance(normalize_value, Mapping) else {}
+        if "gamma" in kwargs:
+            normalize["gamma"] = kwargs["gamma"]
     noise_type, noise_std = kwargs.pop("noise_type", None), kwargs.pop("noise_std", None)
     if noise_type == "normal":
         kwargs["action_noise"] = NormalActionNoise(np.zeros(action_dim), noise_std * np.ones(action_dim))
@@ -387,23 +540,36 @@ def sb3_kwargs(values: Mapping[str, Any], action_dim: int) -> tuple[str, int, di
         if isinstance(value, str) and value.startswith("lin_"):
             # The zoo's linear_schedule: value * progress_remaining, i.e. linear from value to 0.
             kwargs[key] = LinearSchedule(float(value[4:]), 0.0, 1.0)
-    return policy, n_envs, kwargs
+    return SB3Settings(policy, n_envs, normalize, kwargs)
 
 
 def train_sb3(spec: AlgoSpec, config: RunConfig, clock: EvalClock) -> None:
-    """Train any learner with SB3's API on ``config`` and evaluate it through ``clock``."""
+    """Train any learner with SB3's API on ``config`` and evaluate it through ``clock``.
+
+    The policy is the one the hyperparameters name, else :func:`choose_policy`'s (``CnnPolicy`` for images,
+    ``MultiInputPolicy`` for ``Dict`` observations). With ``normalize`` the training envs are wrapped in
+    ``VecNormalize`` and the evaluation env in one that normalises observations only, with the training statistics
+    copied in before each evaluation (``sync_envs_normalization``), as the zoo's evaluation does.
+    """
     import gymnasium as gym
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecNormalize, sync_envs_normalization
 
     learner_class = spec.load_class()  # import before the clock starts: a one-off cost, not learning cost
     clock.start()
-    action_space = gym.make(config.env_id).action_space
+    probe = gym.make(config.env_id)
+    observation_space, action_space = probe.observation_space, probe.action_space
+    probe.close()
     action_dim = int(np.prod(action_space.shape)) if isinstance(action_space, gym.spaces.Box) else 1
-    policy, n_envs, kwargs = sb3_kwargs(spec.hyperparams_for(config.env_id).values, action_dim)
-    env = make_vec_env(config.env_id, n_envs=n_envs, seed=config.seed)
+    settings = sb3_kwargs(spec.hyperparams_for(config.env_id).values, action_dim)
+    policy, kwargs = choose_policy(learner_class, observation_space, settings.policy), settings.kwargs
+    env = make_vec_env(config.env_id, n_envs=settings.n_envs, seed=config.seed)
     eval_env = make_vec_env(config.env_id, n_envs=1, seed=config.seed + EVAL_SEED_OFFSET)
+    if settings.normalize is not None:
+        env = VecNormalize(env, **settings.normalize)
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
 
     class PeriodicEvaluation(BaseCallback):
         """Evaluates at the start, every ``eval_every`` env steps and at the end of training."""
@@ -414,6 +580,9 @@ def train_sb3(spec: AlgoSpec, config: RunConfig, clock: EvalClock) -> None:
 
         def _evaluate(self) -> None:
             def episodes() -> list[float]:
+                if settings.normalize is not None:
+                    sync_envs_normalization(env, eval_env)  # both are the VecNormalize made above
+                # The Monitor under any VecNormalize records the raw episode returns that are reported.
                 returns, _ = evaluate_policy(
                     self.model, eval_env, n_eval_episodes=config.eval_episodes, deterministic=True,
                     return_episode_rewards=True,

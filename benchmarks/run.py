@@ -9,7 +9,7 @@ Each (algorithm, env, seed) is one run. A run writes ``OUT/runs/<algo>__<env>__<
 and ``OUT/runs/<algo>__<env>__<seed>.json`` when it finishes; a second invocation with the same ``--out`` skips
 finished runs and restarts unfinished ones (their partial curve is kept as ``.partial.csv`` until the run completes).
 ``OUT/results.csv``, ``OUT/summary.md`` and ``OUT/curves.png`` are rebuilt from the finished runs at the end (see
-:mod:`benchmarks.report`). ``benchmarks/RUNNER.md`` documents the conventions.
+:mod:`benchmarks.report`). ``benchmarks/README.md`` documents the conventions.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.algos import ALGOS, AlgoSpec, EvalClock, Evaluation, RunConfig, get_algo, train
+from benchmarks.algos import ALGOS, AlgoSpec, EvalClock, Evaluation, RunConfig, get_algo, policy_for, train
 from benchmarks.report import atomic_write_text, finished_runs, rebuild_results, rows_to_csv
+
 
 @dataclass(frozen=True)
 class Budget:
-    """Default training budget of an env: long enough for SAC to pass the threshold."""
+    """Default training budget of an env: long enough for the baselines (SAC, or DQN/PPO on discrete tasks) to pass
+    the threshold."""
 
     steps: int
     eval_every: int
@@ -40,15 +42,25 @@ class Budget:
 #: Used when ``--steps`` is not given. Pendulum: the zoo's SAC/TD3 ``n_timesteps`` (SAC solves it in ~10k).
 #: CartPole: SAC balances the 500-step pole within ~20k steps; 50k leaves room for slower learners.
 #: Sequence: 25-step memory episodes; 30k steps are 1,200 episodes.
+#: CartPole-v1 / Acrobot-v1: the zoo's DQN ``n_timesteps`` (5e4 / 1e5; its PPO entries train 1e5 / 1e6).
+#: Pixel pendulum: agent steps, each two physics steps (action repeat 2), so 20k agent steps are 200 episodes.
 DEFAULT_BUDGETS: dict[str, Budget] = {
     "CA11/ContinuousPendulum-v0": Budget(20_000, 1_000),
     "Pendulum-v1": Budget(20_000, 1_000),
+    "CA11/PixelPendulum-v0": Budget(20_000, 1_000),
     "CA11/ContinuousCartPole-v0": Budget(50_000, 2_500),
+    "CartPole-v1": Budget(50_000, 1_000),
+    "Acrobot-v1": Budget(100_000, 2_000),
     "CA11/SequenceEnvironment-v0": Budget(30_000, 1_000),
 }
 
-#: Thresholds set by the project's issue for envs whose spec has no ``reward_threshold``.
-KNOWN_THRESHOLDS: dict[str, float] = {"CA11/ContinuousPendulum-v0": -200.0, "Pendulum-v1": -200.0}
+#: Thresholds set by the project's issue for envs whose spec has no ``reward_threshold`` (the pixel pendulum's
+#: registration states the same -200). CartPole-v1 (475) and Acrobot-v1 (-100) use their specs' thresholds.
+KNOWN_THRESHOLDS: dict[str, float] = {
+    "CA11/ContinuousPendulum-v0": -200.0,
+    "Pendulum-v1": -200.0,
+    "CA11/PixelPendulum-v0": -200.0,
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ class RunResult:
     device_name: str
     hyperparams: dict[str, str]
     hyperparams_source: str
+    policy: str | None = None
+    """The policy string an SB3-API learner was built with (named in the hyperparameters or chosen by the adapter)."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -111,7 +125,7 @@ def finalize_run(runs_dir: Path, result: RunResult) -> None:
     atomic_write_text(runs_dir / f"{task.stem}.csv", rows_to_csv(result.rows))
     marker = {**asdict(task), "complete": True, "total_wall_s": result.total_wall_s,
               "device_name": result.device_name, "hyperparams": result.hyperparams,
-              "hyperparams_source": result.hyperparams_source}  # fmt: skip
+              "hyperparams_source": result.hyperparams_source, "policy": result.policy}  # fmt: skip
     atomic_write_text(runs_dir / f"{task.stem}.json", json.dumps(marker, indent=2) + "\n")
     (runs_dir / f"{task.stem}.partial.csv").unlink(missing_ok=True)
 
@@ -122,7 +136,10 @@ def finalize_run(runs_dir: Path, result: RunResult) -> None:
 
 
 def import_env_packages() -> None:
-    """Register the ca11 envs if the package is importable (Gymnasium does not auto-load third-party envs)."""
+    """Register the ca11 envs if the package is importable (Gymnasium does not auto-load third-party envs), and the
+    benchmark's own ids (:mod:`benchmarks.envs`: ``CA11/PixelPendulum-v0``, which needs ca11_gym when made)."""
+    import benchmarks.envs  # noqa: F401
+
     try:
         import ca11_gym  # noqa: F401
     except ImportError:
@@ -167,7 +184,8 @@ def run_one(task: RunTask, out_dir: str, spec: AlgoSpec | None = None) -> RunRes
     train(spec, config, EvalClock(record))
     hyperparams = spec.hyperparams_for(task.env_id)
     return RunResult(task, rows, time.perf_counter() - started, describe_device(task.device, task.torch_threads),
-                     {k: repr(v) for k, v in hyperparams.values.items()}, hyperparams.source)  # fmt: skip
+                     {k: repr(v) for k, v in hyperparams.values.items()}, hyperparams.source,
+                     policy_for(spec, task.env_id))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -214,6 +232,8 @@ def validate_envs(requested: str | None) -> list[str]:
     """The env ids to run; unknown ids raise a ``ValueError`` listing the ca11 ones."""
     import gymnasium as gym
 
+    from benchmarks.envs import BENCHMARK_ENV_IDS
+
     import_env_packages()
     try:
         import ca11_gym
@@ -228,7 +248,7 @@ def validate_envs(requested: str | None) -> list[str]:
     if unknown or not env_ids:
         raise ValueError(
             f"unknown env id(s) {unknown}; valid: {', '.join(ca11_ids) or '(ca11_gym not importable)'}, "
-            "or any registered Gymnasium id such as Pendulum-v1"
+            f"{', '.join(BENCHMARK_ENV_IDS)}, or any registered Gymnasium id such as CartPole-v1"
         )
     return env_ids
 
@@ -256,15 +276,22 @@ def env_threshold(env_id: str) -> float | None:
         env.close()
 
 
-def has_box_actions(env_id: str) -> bool:
-    """Whether ``env_id`` has a continuous (Box) action space."""
+def env_spaces(env_id: str) -> tuple[Any, Any]:
+    """``(observation_space, action_space)`` of ``env_id``."""
     import gymnasium as gym
 
     env = gym.make(env_id)
     try:
-        return isinstance(env.action_space, gym.spaces.Box)
+        return env.observation_space, env.action_space
     finally:
         env.close()
+
+
+def has_box_actions(env_id: str) -> bool:
+    """Whether ``env_id`` has a continuous (Box) action space."""
+    import gymnasium as gym
+
+    return isinstance(env_spaces(env_id)[1], gym.spaces.Box)
 
 
 def budget_for(env_id: str, steps: int | None, eval_every: int | None) -> Budget:
@@ -370,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--algos", help=f"comma-separated; default: every available one of {', '.join(ALGOS)}")
     parser.add_argument("--envs", help="comma-separated env ids; default: ca11_gym.ENV_IDS")
     parser.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list '0,1,2' ('7,' = seed 7)")
-    parser.add_argument("--steps", type=int, help="env steps per run; default: per env (see RUNNER.md)")
+    parser.add_argument("--steps", type=int, help="env steps per run; default: per env (see benchmarks/README.md)")
     parser.add_argument("--eval-every", type=int, help="env steps between evaluations; default: per env, or steps/20")
     parser.add_argument("--eval-episodes", type=int, default=10, help="deterministic episodes per evaluation")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="torch device of learners")
@@ -398,10 +425,11 @@ def plan_tasks(
     finished = finished_runs(runs_dir)
     tasks, skipped = [], 0
     for env_id in env_ids:
-        box = has_box_actions(env_id)
+        observation_space, action_space = env_spaces(env_id)
         for spec in specs:
-            if spec.box_actions_only and not box:
-                print(f"note: skipping {spec.name} on {env_id}: it needs continuous (Box) actions")
+            reason = spec.unsupported_reason(observation_space, action_space)
+            if reason is not None:
+                print(f"note: skipping {spec.name} on {env_id}: {reason}")
                 continue
             for seed in seeds:
                 budget = budgets[env_id]

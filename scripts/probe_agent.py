@@ -54,7 +54,7 @@ def probe_episode(agent: DreamerAgent, env: gym.Env, seed: int) -> pd.DataFrame:
             predicted_reward=float(policy.rssm.reward(features, action)),
             continue_prob=float(policy.rssm.cont(features, action)),
         )
-        obs, reward, terminated, truncated, _ = env.step(policy.unscale_action(action.cpu().numpy())[0])
+        obs, reward, terminated, truncated, _ = env.step(policy.actions.to_env(action.cpu().numpy())[0])
         row.update(reward=float(reward), terminated=bool(terminated), truncated=bool(truncated))
         rows.append(row)
         prev_action, is_first, done = action, torch.zeros(1, device=device), terminated or truncated

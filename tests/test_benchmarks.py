@@ -16,7 +16,16 @@ import pandas as pd
 import pytest
 
 from benchmarks import report, run
-from benchmarks.algos import ALGOS, AlgorithmUnavailableError, AlgoSpec, Hyperparams, get_algo
+from benchmarks.algos import (
+    ALGOS,
+    AlgorithmUnavailableError,
+    AlgoSpec,
+    Hyperparams,
+    choose_policy,
+    get_algo,
+    policy_for,
+    sb3_kwargs,
+)
 
 ENV_ID = "CA11/ContinuousPendulum-v0"
 COLUMNS = ["algo", "env", "seed", "env_steps", "eval_return_mean", "eval_return_std", "wall_s", "device"]
@@ -154,6 +163,145 @@ def test_thresholds_come_from_the_issue_the_spec_or_the_memory_task() -> None:
     inner = gym.make("CA11/SequenceEnvironment-v0").unwrapped
     expected = inner.memoryless_return + 0.8 * (inner.optimal_return - inner.memoryless_return)
     assert run.env_threshold("CA11/SequenceEnvironment-v0") == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# CartPole-v1, Acrobot-v1 and the pixel pendulum
+# --------------------------------------------------------------------------------------------------------------------
+
+PIXEL_ID = "CA11/PixelPendulum-v0"
+
+
+@pytest.mark.parametrize(
+    ("env_id", "threshold", "steps", "eval_every"),
+    [("CartPole-v1", 475.0, 50_000, 1_000), ("Acrobot-v1", -100.0, 100_000, 2_000), (PIXEL_ID, -200.0, 20_000, 1_000)],
+)
+def test_new_envs_have_thresholds_and_default_budgets(env_id: str, threshold: float, steps: int,
+                                                      eval_every: int) -> None:  # fmt: skip
+    assert run.validate_envs(env_id) == [env_id]
+    assert run.env_threshold(env_id) == threshold
+    assert run.budget_for(env_id, None, None) == run.Budget(steps, eval_every)
+
+
+def test_discrete_tasks_use_the_cited_zoo_hyperparameters() -> None:
+    dqn, ppo = get_algo("sb3_dqn"), get_algo("sb3_ppo")
+    cartpole = dqn.hyperparams_for("CartPole-v1")
+    assert cartpole.values == {
+        "learning_rate": 2.3e-3, "batch_size": 64, "buffer_size": 100_000, "learning_starts": 1000, "gamma": 0.99,
+        "target_update_interval": 10, "train_freq": 256, "gradient_steps": 128, "exploration_fraction": 0.16,
+        "exploration_final_eps": 0.04, "policy_kwargs": {"net_arch": [256, 256]},
+    }  # fmt: skip
+    assert "dqn.yml" in cartpole.source and "`CartPole-v1`" in cartpole.source
+    acrobot = dqn.hyperparams_for("Acrobot-v1")
+    assert acrobot.values == {
+        "learning_rate": 6.3e-4, "batch_size": 128, "buffer_size": 50_000, "learning_starts": 0, "gamma": 0.99,
+        "target_update_interval": 250, "train_freq": 4, "gradient_steps": -1, "exploration_fraction": 0.12,
+        "exploration_final_eps": 0.1, "policy_kwargs": {"net_arch": [256, 256]},
+    }  # fmt: skip
+    assert "dqn.yml" in acrobot.source and "`Acrobot-v1`" in acrobot.source
+    cartpole = ppo.hyperparams_for("CartPole-v1")
+    assert cartpole.values == {"n_envs": 8, "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98,
+                               "n_epochs": 20, "ent_coef": 0.0, "learning_rate": "lin_0.001",
+                               "clip_range": "lin_0.2"}  # fmt: skip
+    assert "ppo.yml" in cartpole.source and "`CartPole-v1`" in cartpole.source
+    acrobot = ppo.hyperparams_for("Acrobot-v1")
+    assert acrobot.values == {"normalize": True, "n_envs": 16, "n_steps": 256, "gae_lambda": 0.94, "gamma": 0.99,
+                              "n_epochs": 4, "ent_coef": 0.0}  # fmt: skip
+    assert "ppo.yml" in acrobot.source and "`Acrobot-v1`" in acrobot.source
+    # The zoo's normalize: VecNormalize with the algorithm's gamma; the policy is left to the adapter.
+    settings = sb3_kwargs(acrobot.values, action_dim=1)
+    assert settings.normalize == {"gamma": 0.99} and settings.n_envs == 16 and settings.policy is None
+    assert "normalize" not in settings.kwargs and settings.kwargs["n_steps"] == 256
+    assert sb3_kwargs(cartpole.values, action_dim=1).normalize is None
+
+
+def test_pixel_pendulum_sac_uses_the_zoo_learning_rate_and_a_buffer_that_fits() -> None:
+    sac = get_algo("sb3_sac").hyperparams_for(PIXEL_ID)
+    assert sac.values == {"learning_rate": 1e-3, "buffer_size": 100_000, "optimize_memory_usage": False}
+    assert "sac.yml" in sac.source and "`Pendulum-v1`" in sac.source
+    assert get_algo("sb3_td3").hyperparams_for(PIXEL_ID).values["buffer_size"] == 100_000
+
+
+def test_pixel_pendulum_id_makes_64x64_rgb_observations_with_action_repeat_2() -> None:
+    import gymnasium as gym
+
+    run.import_env_packages()
+    env = gym.make(PIXEL_ID)
+    try:
+        assert env.observation_space == gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+        assert isinstance(env.action_space, gym.spaces.Box) and env.action_space.shape == (1,)
+        assert env.spec.max_episode_steps == 100  # agent steps: 200 physics steps at action repeat 2
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+        obs, reward, *_ = env.step(np.array([0.5], dtype=np.float32))
+        assert env.observation_space.contains(obs)
+    finally:
+        env.close()
+    # One agent step is two physics steps of the state pendulum, rewards summed.
+    state = gym.make("CA11/ContinuousPendulum-v0")
+    state.reset(seed=0)
+    expected = sum(state.step(np.array([0.5], dtype=np.float32))[1] for _ in range(2))
+    state.close()
+    assert reward == pytest.approx(expected)
+
+
+def test_policy_follows_the_observation_space_unless_named() -> None:
+    import gymnasium as gym
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3 import DQN, PPO, SAC
+
+    image = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    vector = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    mixed = gym.spaces.Dict({"pixels": image, "state": vector})
+    for cls in (SAC, PPO, DQN):
+        assert choose_policy(cls, image) == "CnnPolicy"
+        assert choose_policy(cls, mixed) == "MultiInputPolicy"
+        assert choose_policy(cls, vector) == "MlpPolicy"
+    assert choose_policy(RecurrentPPO, image) == "CnnLstmPolicy"
+    assert choose_policy(RecurrentPPO, mixed) == "MultiInputLstmPolicy"
+    assert choose_policy(SAC, image, named="MlpPolicy") == "MlpPolicy"  # named in the hyperparameters: kept
+    run.import_env_packages()
+    assert policy_for(get_algo("sb3_sac"), PIXEL_ID) == "CnnPolicy"
+    assert policy_for(get_algo("recurrent_ppo"), PIXEL_ID) == "CnnLstmPolicy"
+    assert policy_for(get_algo("recurrent_ppo"), "CartPole-v1") == "MlpLstmPolicy"  # named by its zoo entry
+    assert policy_for(get_algo("sb3_dqn"), "CartPole-v1") == "MlpPolicy"
+
+
+def test_planning_skips_learners_that_cannot_act_or_see(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run.import_env_packages()
+    specs = [get_algo(name) for name in ("sb3_dqn", "sb3_sac", "sb3_td3", "tianshou_sac", "sb3_ppo")]
+    envs = ["CartPole-v1", PIXEL_ID]
+    budgets = {env_id: run.Budget(10, 5) for env_id in envs}
+    tasks, skipped = run.plan_tasks(specs, envs, [0], budgets, 1, "cpu", 1, tmp_path)
+    assert skipped == 0
+    assert {(task.algo, task.env_id) for task in tasks} == {
+        ("sb3_dqn", "CartPole-v1"), ("sb3_ppo", "CartPole-v1"),
+        ("sb3_sac", PIXEL_ID), ("sb3_td3", PIXEL_ID), ("sb3_ppo", PIXEL_ID),
+    }  # fmt: skip
+    out = capsys.readouterr().out
+    assert "skipping sb3_sac on CartPole-v1: it needs continuous (Box) actions" in out
+    assert "skipping sb3_dqn on CA11/PixelPendulum-v0: it needs discrete actions" in out
+    assert "skipping tianshou_sac on CA11/PixelPendulum-v0: its adapter handles only flat vector" in out
+
+
+@pytest.mark.parametrize(
+    ("env_id", "overrides"),
+    [
+        # The zoo's Acrobot entry with a tiny rollout: exercises VecNormalize and its synced evaluation env.
+        ("Acrobot-v1", {"n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 1}),
+        # CnnPolicy on the registered pixel id, through make_vec_env and SB3's image transposition.
+        (PIXEL_ID, {"n_steps": 16, "batch_size": 16, "n_epochs": 1}),
+    ],
+)
+def test_tiny_ppo_runs_on_the_new_envs(env_id: str, overrides: dict[str, int]) -> None:
+    from benchmarks.algos import EvalClock, RunConfig, train, variant_spec
+
+    run.import_env_packages()
+    spec = variant_spec("ppo-tiny", "sb3_ppo", overrides)
+    evaluations = []
+    train(spec, RunConfig(env_id, 0, 32, 32, 1, "cpu"), EvalClock(evaluations.append))
+    assert [e.env_steps for e in evaluations] == [0, 32]
+    assert all(np.isfinite(e.return_mean) for e in evaluations)
 
 
 def test_an_interrupted_curve_is_kept_as_partial(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ def fill(buffer: SequenceReplayBuffer, steps: int, episode_len: int = 7) -> None
 
 
 def test_windows_are_contiguous_per_env_after_wrapping():
-    buffer = SequenceReplayBuffer(capacity=40, obs_dim=2, action_dim=1, n_envs=2, seed=0)
+    buffer = SequenceReplayBuffer(capacity=40, observation_space=2, action_dim=1, n_envs=2, seed=0)
     fill(buffer, 53)  # 20 slots per env: the first 33 steps were overwritten
     assert len(buffer) == 40
     batch = buffer.sample(256, 6)
@@ -28,22 +28,22 @@ def test_windows_are_contiguous_per_env_after_wrapping():
 
 
 def test_save_load_round_trip_and_mismatch(tmp_path):
-    buffer = SequenceReplayBuffer(capacity=30, obs_dim=2, action_dim=1, seed=0)
+    buffer = SequenceReplayBuffer(capacity=30, observation_space=2, action_dim=1, seed=0)
     fill(buffer, 45)
     buffer.save(tmp_path / "replay.npz")
-    other = SequenceReplayBuffer(capacity=30, obs_dim=2, action_dim=1, seed=1)
+    other = SequenceReplayBuffer(capacity=30, observation_space=2, action_dim=1, seed=1)
     other.load(tmp_path / "replay.npz")
     for key in buffer.data:
         assert np.array_equal(buffer.sample(8, 4)[key].numpy(), other.sample(8, 4)[key].numpy(), equal_nan=True)
     with pytest.raises(ValueError, match="obs_dim=2"):
-        SequenceReplayBuffer(capacity=30, obs_dim=3, action_dim=1).load(tmp_path / "replay.npz")
+        SequenceReplayBuffer(capacity=30, observation_space=3, action_dim=1).load(tmp_path / "replay.npz")
     (tmp_path / "broken.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="broken.npz"):
         other.load(tmp_path / "broken.npz")
 
 
 def test_cannot_sample_longer_windows_than_stored():
-    buffer = SequenceReplayBuffer(capacity=10, obs_dim=1, action_dim=1)
+    buffer = SequenceReplayBuffer(capacity=10, observation_space=1, action_dim=1)
     fill(buffer, 3)
     assert not buffer.can_sample(4)
     with pytest.raises(ValueError, match="cannot sample 4"):
@@ -51,7 +51,7 @@ def test_cannot_sample_longer_windows_than_stored():
 
 
 def test_end_episodes_writes_discounted_returns_of_finished_episodes(tmp_path):
-    buffer = SequenceReplayBuffer(capacity=20, obs_dim=1, action_dim=1, n_envs=2)
+    buffer = SequenceReplayBuffer(capacity=20, observation_space=1, action_dim=1, n_envs=2)
     gamma = 0.5
     # Env 0 terminates after 3 steps; env 1 is cut by a time limit after 3 steps (bootstrap 8), then runs on.
     for first, term in [(1, 0), (0, 0), (0, 1)]:
@@ -64,20 +64,20 @@ def test_end_episodes_writes_discounted_returns_of_finished_episodes(tmp_path):
     np.testing.assert_allclose(returns[1, :3], [2 + 1 + 0.5 + 1, 2 + 1 + 2, 2 + 4])  # time limit: + gamma^k * 8
     assert np.isnan(returns[:, 3]).all()  # the running episodes have no return yet
     buffer.save(tmp_path / "replay.npz")
-    loaded = SequenceReplayBuffer(capacity=20, obs_dim=1, action_dim=1, n_envs=2)
+    loaded = SequenceReplayBuffer(capacity=20, observation_space=1, action_dim=1, n_envs=2)
     loaded.load(tmp_path / "replay.npz")
     np.testing.assert_array_equal(loaded.data["returns"], buffer.data["returns"])
     np.testing.assert_array_equal(loaded.episode_steps, [1, 1])  # the running episodes continue after a resume
 
 
 def test_buffers_saved_without_returns_still_load(tmp_path):
-    buffer = SequenceReplayBuffer(capacity=30, obs_dim=2, action_dim=1, seed=0)
+    buffer = SequenceReplayBuffer(capacity=30, observation_space=2, action_dim=1, seed=0)
     fill(buffer, 10)
     old_format = {k: v for k, v in buffer.data.items() if k != "returns"}
     meta = np.array([1, 30, 2, 1, buffer.pos, buffer.count])
     rng = np.frombuffer(_rng_bytes(buffer.rng), np.uint8)
     np.savez(tmp_path / "old.npz", meta=meta, rng_state=rng, **old_format)
-    loaded = SequenceReplayBuffer(capacity=30, obs_dim=2, action_dim=1)
+    loaded = SequenceReplayBuffer(capacity=30, observation_space=2, action_dim=1)
     loaded.load(tmp_path / "old.npz")
     np.testing.assert_array_equal(loaded.data["observations"], buffer.data["observations"])
     assert np.isnan(loaded.data["returns"]).all()

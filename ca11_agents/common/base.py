@@ -1,4 +1,5 @@
-"""The base of every ca11 learner: Stable-Baselines3's ``BaseAlgorithm`` with safe checkpoints.
+"""The base of every ca11 learner: Stable-Baselines3's ``BaseAlgorithm`` with the one learner loop, every supported
+space, and safe checkpoints.
 
 Subclassing ``BaseAlgorithm`` directly (as sb3-contrib's ARS does) gives env wrapping, callbacks, the logger,
 TensorBoard and ``evaluate_policy``. Its ``save``/``load`` are replaced: SB3 stores pickled objects in its zip, so
@@ -7,15 +8,17 @@ loading a tampered file runs code. Here a checkpoint is JSON plus safetensors (:
 
 from __future__ import annotations
 
+import inspect
 import os
-from abc import abstractmethod
-from typing import Any, TypeVar
+import time
+from collections import defaultdict
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.utils import safe_mean
 from stable_baselines3.common.vec_env import VecEnv
 
 from ca11_agents.common.checkpoint import (
@@ -24,54 +27,255 @@ from ca11_agents.common.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
+from ca11_agents.common.policies import RecurrentLatentPolicy
 from ca11_agents.common.replay import SequenceReplayBuffer
+from ca11_agents.common.spaces import ActionAdapter, obs_as_tensor, space_from_json, space_to_json, stack_observations
+from ca11_agents.world_models.encoders import check_observation_space
 
 SelfModelBased = TypeVar("SelfModelBased", bound="ModelBasedAlgorithm")
 
-
-def box_to_json(space: spaces.Box) -> dict[str, Any]:
-    """A ``Box`` as JSON (shape, bounds, dtype)."""
-    return {
-        "shape": list(space.shape),
-        "low": space.low.tolist(),
-        "high": space.high.tolist(),
-        "dtype": str(space.dtype),
-    }
-
-
-def box_from_json(data: dict[str, Any]) -> spaces.Box:
-    """Inverse of :func:`box_to_json`."""
-    return spaces.Box(
-        np.asarray(data["low"], dtype=data["dtype"]).reshape(data["shape"]),
-        np.asarray(data["high"], dtype=data["dtype"]).reshape(data["shape"]),
-        dtype=data["dtype"],
-    )
+#: Replay memory a default ``buffer_size`` may take (``min(1_000_000 steps, this / bytes per step)``): 4 GiB is
+#: about 340,000 64x64x3 frames (12 KiB each), comfortable on a 24 GiB machine; vector tasks keep 1,000,000 steps.
+DEFAULT_REPLAY_BYTES = 4 << 30
 
 
 class ModelBasedAlgorithm(BaseAlgorithm):
-    """Shared machinery of the ca11 learners: continuous ``Box`` spaces, normalised actions, a sequence replay
-    buffer, and checkpoints that never unpickle.
+    """The shared machinery of the ca11 learners: every space the encoders and :class:`ActionAdapter` support,
+    a sequence replay buffer, checkpoints that never unpickle, and the learner loop.
 
-    Subclasses define ``_setup_model``, ``learn`` and ``train``, list their constructor arguments in
-    :meth:`_init_kwargs` (the JSON config of a checkpoint), and their optimizers in :attr:`optimizers`.
+    The loop (:meth:`learn`, as SB3's ``OffPolicyAlgorithm.learn``) acts from the recurrent latent that it carries
+    between steps (``policy.act``: the learner's acting hook), stores every step and, when episodes end, their
+    discounted returns, runs ``gradient_steps`` updates (:meth:`train`: the learner's update hook) every
+    ``train_freq`` env steps once ``learning_starts`` steps are stored, and logs through SB3's logger and callbacks.
+    A learner subclasses this class, builds its optimizers in ``_setup_model`` (after ``super()._setup_model()``),
+    and fills :meth:`train`; optionally :meth:`_terminal_values` (bootstrap values of episodes cut by a time limit).
+
+    Args (shared by every learner; see the learners' docstrings for the rest):
+        buffer_size: steps kept in the replay buffer; ``None`` for 1,000,000 or what fits in
+            :data:`DEFAULT_REPLAY_BYTES` (whichever is smaller: pixel observations take 12 KiB a step).
+        learning_starts: env steps taken with random actions before training starts.
+        batch_size: sequences per update (``B``).
+        seq_len: steps per sequence (``T``).
+        train_freq: env steps (summed over envs) between rounds of updates.
+        gradient_steps: updates per round.
+        gamma: the discount (of imagined returns, and of the stored Monte-Carlo returns).
     """
 
+    policy: RecurrentLatentPolicy
     replay_buffer: SequenceReplayBuffer | None = None
+    #: The name under which TensorBoard runs are logged.
+    tb_log_name: ClassVar[str] = "ModelBased"
 
-    # ------------------------------------------------------------------------------------------------ spaces
-    def _check_spaces(self) -> None:
+    def __init__(
+        self,
+        policy: str | type[RecurrentLatentPolicy],
+        env: GymEnv | str | None,
+        learning_rate: float,
+        *,
+        buffer_size: int | None,
+        learning_starts: int,
+        batch_size: int,
+        seq_len: int,
+        train_freq: int,
+        gradient_steps: int,
+        gamma: float,
+        policy_kwargs: dict[str, Any] | None,
+        stats_window_size: int,
+        tensorboard_log: str | None,
+        verbose: int,
+        seed: int | None,
+        device: torch.device | str,
+    ) -> None:
         name = type(self).__name__
-        if not isinstance(self.observation_space, spaces.Box) or len(self.observation_space.shape) != 1:
-            raise ValueError(f"{name} needs a flat Box observation space, got {self.observation_space}")
-        if not isinstance(self.action_space, spaces.Box) or len(self.action_space.shape) != 1:
-            raise ValueError(f"{name} needs a flat Box action space, got {self.action_space}")
-        if not np.all(np.isfinite(self.action_space.low)) or not np.all(np.isfinite(self.action_space.high)):
-            raise ValueError(f"{name} needs finite action bounds, got {self.action_space}")
+        if env is not None:
+            env = self._make_env(env, verbose)
+            # Checked before SB3's constructor, which asserts on unbounded Boxes: a ValueError naming the space.
+            check_observation_space(env.observation_space, name)
+            ActionAdapter(env.action_space, name)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            seed=seed,
+            supported_action_spaces=None,
+        )
+        if env is None:
+            self.n_envs = 1  # set_env() after load() compares against it, as in SB3
+        for what, value in (
+            ("batch_size", batch_size),
+            ("seq_len", seq_len),
+            ("train_freq", train_freq),
+            ("gradient_steps", gradient_steps),
+            ("buffer_size", 1 if buffer_size is None else buffer_size),
+        ):
+            if int(value) < 1:
+                raise ValueError(f"{name}: {what} must be >= 1, got {value}")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"{name}: need 0 < gamma <= 1, got {gamma}")
+        self.buffer_size, self.learning_starts = buffer_size, learning_starts
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.train_freq, self.gradient_steps, self.gamma = train_freq, gradient_steps, gamma
+        self._updates_due = 0.0
+        self._latent: Any = None
+        self._prev_action: torch.Tensor | None = None
+
+    @staticmethod
+    def _make_env(env: GymEnv | str, verbose: int) -> GymEnv:
+        from stable_baselines3.common.base_class import maybe_make_env
+
+        return maybe_make_env(env, verbose)  # type: ignore[return-value]
+
+    def _setup_model(self) -> None:
+        """Seed, build the policy from the spaces, and the replay buffer; learners add their optimizers."""
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
+        self.policy = self.policy.to(self.device)
+        n_envs = self.n_envs if self.env is not None else 1
+        action_dim = self.policy.actions.dim
+        capacity = self.buffer_size
+        if capacity is None:
+            per_step = SequenceReplayBuffer.bytes_per_step(self.observation_space, action_dim)
+            capacity = max(n_envs, min(1_000_000, DEFAULT_REPLAY_BYTES // per_step))
+        self.replay_buffer = SequenceReplayBuffer(
+            capacity, self.observation_space, action_dim, n_envs=n_envs, seed=self.seed
+        )
+        self._latent, self._prev_action = None, None
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """SB3's ``set_env``; the carried latent starts afresh with the new env."""
+        super().set_env(env, force_reset)
+        self._latent, self._prev_action = None, None
+
+    # ------------------------------------------------------------------------------------------- the learner loop
+    def train(self) -> dict[str, torch.Tensor]:
+        """One update (the learner's hook). Returns the loss terms (tensors), logged as means under ``train/``."""
+        raise NotImplementedError
+
+    def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
+        """Values ``(len(cut),)`` of the final observations of the episodes of envs ``cut`` that a time limit ended,
+        bootstrapping their stored returns (the learner's hook; default: 0)."""
+        return np.zeros(len(cut), np.float32)
+
+    def learn(
+        self: SelfModelBased,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str | None = None,
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfModelBased:
+        """Train for ``total_timesteps`` env steps (SB3's signature; ``log_interval`` counts episodes)."""
+        if self.env is None:
+            raise ValueError(
+                f"{type(self).__name__}.learn needs an env: pass one to the constructor, to load(path, env=...) or "
+                "to set_env()"
+            )
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name or self.tb_log_name, progress_bar
+        )
+        env, policy, replay = self.env, self.policy, self.replay_buffer
+        assert replay is not None
+        n = env.num_envs
+        if self._latent is None or reset_num_timesteps:
+            self._latent = policy.initial_state(n)
+            self._prev_action = torch.zeros(n, policy.actions.dim, device=self.device)
+        metrics: dict[str, list[torch.Tensor]] = defaultdict(list)
+        episodes_since_log, start_steps, start_updates = 0, self.num_timesteps, self._n_updates
+        start_time = time.perf_counter()
+        callback.on_training_start(locals(), globals())
+        callback.on_rollout_start()
+        while self.num_timesteps < total_timesteps:
+            obs = self._last_obs
+            is_first = self._last_episode_starts.astype(np.float32)
+            first_t = torch.as_tensor(is_first, device=self.device)
+            action_t, self._latent = policy.act(
+                obs_as_tensor(obs, self.device), self._latent, self._prev_action, first_t, False
+            )
+            if self.num_timesteps < self.learning_starts:
+                action_t = policy.actions.random(action_t)
+            action = action_t.cpu().numpy()
+            new_obs, rewards, dones, infos = env.step(policy.actions.to_env(action))
+            terminated = np.array(
+                [done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], np.float32
+            )
+            replay.add(obs, action, rewards, terminated, is_first)
+            if dones.any():
+                self._end_episodes(dones, terminated, infos, action_t)
+            self._prev_action = action_t
+            self._last_obs, self._last_episode_starts = new_obs, dones
+            self.num_timesteps += n
+            self._update_info_buffer(infos, dones)
+            callback.update_locals(locals())
+            if not callback.on_step():
+                break
+            if self.num_timesteps >= self.learning_starts and replay.can_sample(self.seq_len):
+                self._updates_due += n / self.train_freq
+                while self._updates_due >= 1.0:
+                    self._updates_due -= 1.0
+                    for _ in range(self.gradient_steps):
+                        for key, value in self.train().items():
+                            metrics[key].append(value)
+            if dones.any():
+                self._episode_num += int(dones.sum())
+                episodes_since_log += int(dones.sum())
+                if log_interval and episodes_since_log >= log_interval:
+                    self._log(metrics, start_time, start_steps, start_updates)
+                    metrics.clear()
+                    episodes_since_log = 0
+        callback.on_rollout_end()
+        callback.on_training_end()
+        return self
+
+    @torch.no_grad()
+    def _end_episodes(self, dones: np.ndarray, terminated: np.ndarray, infos: list[dict], action: torch.Tensor) -> None:
+        """Write the returns of the episodes that just ended into the replay buffer; an episode cut by a time limit
+        is bootstrapped from :meth:`_terminal_values` of its final observation."""
+        bootstrap = np.zeros(len(dones), np.float32)
+        cut = [i for i in np.flatnonzero(dones) if not terminated[i] and "terminal_observation" in infos[i]]
+        if cut:
+            final = stack_observations([infos[i]["terminal_observation"] for i in cut])
+            bootstrap[cut] = self._terminal_values(cut, obs_as_tensor(final, self.device), action)
+        assert self.replay_buffer is not None
+        self.replay_buffer.end_episodes(dones, bootstrap, self.gamma)
+
+    def _log(self, metrics: dict[str, list[torch.Tensor]], start: float, start_steps: int, start_updates: int) -> None:
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        self.logger.record("time/fps", int((self.num_timesteps - start_steps) / elapsed))
+        self.logger.record("time/updates_per_s", (self._n_updates - start_updates) / elapsed)
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        if self.ep_info_buffer:
+            self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
+            self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
+        if metrics:
+            # One device-to-host copy per log line, not one per update.
+            means = torch.stack([torch.stack(v).float().mean() for v in metrics.values()]).cpu().tolist()
+            for key, value in zip(metrics, means):
+                self.logger.record(f"train/{key}", value)
+        self.logger.record("train/n_updates", self._n_updates)
+        self.logger.dump(step=self.num_timesteps)
 
     # ------------------------------------------------------------------------------------------- checkpoints
-    @abstractmethod
+    #: Constructor arguments stored under another attribute name.
+    _ATTRIBUTES: ClassVar[dict[str, str]] = {"stats_window_size": "_stats_window_size"}
+
     def _init_kwargs(self) -> dict[str, Any]:
-        """The constructor's keyword arguments (JSON-serialisable), stored in every checkpoint."""
+        """The constructor's keyword arguments (JSON-serialisable), stored in every checkpoint: read from the
+        attributes of the same name, so a learner lists its arguments once, in its signature."""
+        skip = {"self", "policy", "env", "device", "_init_setup_model"}
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p not in skip]
+        return {name: getattr(self, self._ATTRIBUTES.get(name, name)) for name in names}
+
+    def _policy_alias(self) -> str | None:
+        return next((k for k, v in self.policy_aliases.items() if v is self.policy_class), None)
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -99,9 +303,10 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             opt_tensors, optim_meta[name] = flatten_optimizer(f"optim/{name}", optimizer.state_dict())
             tensors.update(opt_tensors)
         config = {
+            "policy": self._policy_alias(),
             "init_kwargs": self._init_kwargs(),
-            "observation_space": box_to_json(self.observation_space),
-            "action_space": box_to_json(self.action_space),
+            "observation_space": space_to_json(self.observation_space),
+            "action_space": space_to_json(self.action_space),
             "state": self._extra_state(),
             "optimizers": optim_meta,
         }
@@ -121,19 +326,26 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             path: the checkpoint file.
             env: an environment to go on training in; its spaces must match the saved ones.
             device: where to put the networks.
-            **kwargs: constructor arguments to override (e.g. ``verbose``, ``tensorboard_log``).
+            **kwargs: constructor arguments to override (e.g. ``verbose``, ``tensorboard_log``; ``policy`` for an
+                agent saved with a policy class that is none of its aliases).
 
         Raises:
             ValueError: the file is not a checkpoint of this class, or ``env``'s spaces do not match.
         """
         config, tensors = load_checkpoint(path, cls.__name__)
         try:
-            obs_space = box_from_json(config["observation_space"])
-            action_space = box_from_json(config["action_space"])
+            obs_space = space_from_json(config["observation_space"])
+            action_space = space_from_json(config["action_space"])
+            policy = kwargs.pop("policy", None) or config.get("policy") or "MlpPolicy"
+            if isinstance(policy, str) and policy not in cls.policy_aliases:
+                raise ValueError(f"unknown policy {policy!r} (known: {sorted(cls.policy_aliases)})")
             init_kwargs = {**config["init_kwargs"], **kwargs}
-        except (KeyError, TypeError, ValueError) as exc:
+            unknown = set(init_kwargs) - set(inspect.signature(cls.__init__).parameters)
+            if unknown:
+                raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: malformed {cls.__name__} config: {exc}") from exc
-        agent = cls(env=env, device=device, _init_setup_model=False, **init_kwargs)
+        agent = cls(policy, env=env, device=device, _init_setup_model=False, **init_kwargs)
         if env is not None:
             for what, saved, given in (
                 ("observation", obs_space, agent.observation_space),

@@ -4,13 +4,17 @@ Each sub-environment of a VecEnv has its own ring of ``capacity // n_envs`` step
 environments; a window may cross an episode boundary, which ``is_first`` marks (the RSSM resets its state there).
 Stored per step, in the alignment of :mod:`ca11_agents.world_models.rssm`::
 
-    observations (O,)   o_t, the observation the action was chosen from
-    actions      (A,)   a_t, normalised to [-1, 1]
+    observations (...)  o_t, the observation the action was chosen from, in its own dtype (a 64x64x3 frame stays
+                        uint8: 12 KiB a step, where float32 would take 48 KiB); a Dict observation is kept as one
+                        field per key, ``observations.<key>``, and sampled back as a dict
+    actions      (A,)   a_t, normalised to [-1, 1] (Box) or one-hot (Discrete), float32
     rewards      ()     r_t
     terminated   ()     1 where a_t ended the episode by termination (not by a time limit)
     is_first     ()     1 where o_t is the first observation of an episode
     returns      ()     the discounted return from o_t to the end of its episode, filled in by :meth:`end_episodes`
                         once the episode is over (NaN until then)
+
+Memory per step: the observation's bytes plus ``4 * A + 16`` bytes (:meth:`SequenceReplayBuffer.bytes_per_step`).
 
 Written here rather than taken from SB3: SB3's buffers hold independent transitions and sample them shuffled,
 while the RSSM needs contiguous windows.
@@ -19,16 +23,21 @@ while the RSSM needs contiguous windows.
 from __future__ import annotations
 
 import json
+import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ca11_agents.common.checkpoint import atomic_write
+from gymnasium import spaces
 
-FIELDS = ("observations", "actions", "rewards", "terminated", "is_first", "returns")
-NAMES = (*FIELDS, "meta", "rng_state", "episode_steps")  # what save() writes
+from ca11_agents.common.checkpoint import atomic_write
+from ca11_agents.common.spaces import join_observation, observation_fields, split_observation
+
+STEP_FIELDS = ("actions", "rewards", "terminated", "is_first", "returns")
+STATE = ("meta", "rng_state", "episode_steps")  # what save() writes beside the fields
 OPTIONAL = ("returns", "episode_steps")  # absent from files written before returns were stored
 
 
@@ -46,30 +55,45 @@ class SequenceReplayBuffer:
 
     Args:
         capacity: total steps kept (split evenly between the environments); the oldest are overwritten.
-        obs_dim: observation size.
-        action_dim: action size.
+        observation_space: the observations' space (a ``Box``, or a ``Dict`` of them), or the size of a flat float32
+            vector.
+        action_dim: size of the learners' action vectors.
         n_envs: parallel environments whose steps arrive together through :meth:`add`.
         seed: seeds the sampling generator.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int, n_envs: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        observation_space: spaces.Space | int,
+        action_dim: int,
+        n_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
         if capacity < n_envs or n_envs < 1:
             raise ValueError(f"SequenceReplayBuffer: capacity ({capacity}) must be >= n_envs ({n_envs}) >= 1")
-        self.n_envs, self.obs_dim, self.action_dim = n_envs, obs_dim, action_dim
+        self.n_envs, self.action_dim = n_envs, action_dim
         self.size_per_env = capacity // n_envs
         shape = (n_envs, self.size_per_env)
-        self.data = {
-            "observations": np.zeros((*shape, obs_dim), np.float32),
-            "actions": np.zeros((*shape, action_dim), np.float32),
-            "rewards": np.zeros(shape, np.float32),
-            "terminated": np.zeros(shape, np.float32),
-            "is_first": np.zeros(shape, np.float32),
-            "returns": np.full(shape, np.nan, np.float32),
+        self.layout = {
+            **observation_fields(observation_space),
+            "actions": ((action_dim,), np.dtype(np.float32)),
+            **{k: ((), np.dtype(np.float32)) for k in STEP_FIELDS[1:]},
         }
+        self.obs_dim = sum(int(np.prod(s)) for k, (s, _) in self.layout.items() if k.startswith("observations"))
+        # np.zeros maps untouched pages lazily: memory grows with what is stored, not with the capacity.
+        self.data = {k: np.zeros((*shape, *s), d) for k, (s, d) in self.layout.items()}
+        self.data["returns"].fill(np.nan)
         self.episode_steps = np.zeros(n_envs, np.int64)  # steps stored of each environment's running episode
         self.pos = 0  # next write index, shared by all environments (they step together)
         self.count = 0  # valid steps per environment
         self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def bytes_per_step(observation_space: spaces.Space | int, action_dim: int) -> int:
+        """Memory one stored step takes, for choosing a capacity."""
+        fields = observation_fields(observation_space)
+        return sum(int(np.prod(s)) * d.itemsize for s, d in fields.values()) + 4 * action_dim + 16
 
     def __len__(self) -> int:
         """Steps stored, over all environments."""
@@ -77,15 +101,17 @@ class SequenceReplayBuffer:
 
     def add(
         self,
-        obs: np.ndarray,
+        obs: np.ndarray | dict[str, np.ndarray],
         action: np.ndarray,
         reward: np.ndarray,
         terminated: np.ndarray,
         is_first: np.ndarray,
     ) -> None:
-        """Append one step of every environment: arrays with leading dimension ``n_envs``."""
+        """Append one step of every environment: arrays (a dict of them for a Dict observation) with leading
+        dimension ``n_envs``."""
         i = self.pos
-        self.data["observations"][:, i] = obs
+        for key, value in split_observation(obs).items():
+            self.data[key][:, i] = value
         self.data["actions"][:, i] = action
         self.data["rewards"][:, i] = reward
         self.data["terminated"][:, i] = terminated
@@ -117,14 +143,16 @@ class SequenceReplayBuffer:
         return self.count >= seq_len
 
     def sample(self, batch_size: int, seq_len: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """``batch_size`` windows of ``seq_len`` consecutive steps, as float tensors ``(B, T, ...)``."""
+        """``batch_size`` windows of ``seq_len`` consecutive steps, as tensors ``(B, T, ...)`` in their stored dtypes
+        (a Dict observation as a dict of them under ``"observations"``)."""
         if not self.can_sample(seq_len):
             raise ValueError(f"SequenceReplayBuffer: {self.count} steps per env stored, cannot sample {seq_len}")
         env = self.rng.integers(0, self.n_envs, size=batch_size)
         oldest = (self.pos - self.count) % self.size_per_env
         offset = self.rng.integers(0, self.count - seq_len + 1, size=batch_size)
         steps = (oldest + offset[:, None] + np.arange(seq_len)) % self.size_per_env  # (B, T)
-        return {k: torch.as_tensor(v[env[:, None], steps], device=device) for k, v in self.data.items()}
+        batch = {k: torch.as_tensor(v[env[:, None], steps], device=device) for k, v in self.data.items()}
+        return join_observation(batch)
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
@@ -140,38 +168,82 @@ class SequenceReplayBuffer:
     def load(self, path: str | os.PathLike) -> None:
         """Replace the contents with a buffer written by :meth:`save`.
 
+        Every array's header (shape, dtype, size) is checked against this buffer before any data is read, and
+        every field before anything is replaced: a failed load leaves the buffer as it was.
+
         Raises:
-            ValueError: the file is missing, not a buffer file, truncated, or of another shape than this buffer.
+            ValueError: the file is missing, not a buffer file, truncated, or of another layout than this buffer.
         """
         path = Path(path)
+        expected = self.layout
         try:
+            headers = _npz_headers(path)
+            missing = [k for k in (*expected, *STATE) if k not in headers and k not in OPTIONAL]
+            if missing:
+                raise KeyError(f"missing {missing}")
+            meta_shape, meta_dtype = headers["meta"]
+            if meta_shape != (6,) or meta_dtype.kind not in "iu":
+                raise ValueError(f"meta has shape {meta_shape} and dtype {meta_dtype}")
             with np.load(path, allow_pickle=False) as f:
-                loaded = {k: f[k] for k in NAMES if k in f.files}
-                missing = [k for k in NAMES if k not in loaded and k not in OPTIONAL]
-                if missing:
-                    raise KeyError(f"missing {missing}")
+                meta = f["meta"]
         except FileNotFoundError:
             raise
         except Exception as exc:
             raise ValueError(f"{path} is not a readable replay buffer file: {exc}") from exc
-        n_envs, size, obs_dim, action_dim, pos, count = (int(x) for x in loaded["meta"])
+        n_envs, size, obs_dim, action_dim, pos, count = (int(x) for x in meta)
         if (n_envs, obs_dim, action_dim) != (self.n_envs, self.obs_dim, self.action_dim):
             raise ValueError(
                 f"{path}: replay buffer for n_envs={n_envs}, obs_dim={obs_dim}, action_dim={action_dim} does not match "
                 f"this one (n_envs={self.n_envs}, obs_dim={self.obs_dim}, action_dim={self.action_dim})"
             )
+        if not (1 <= size and 0 <= pos < size and 0 <= count <= size):
+            raise ValueError(f"{path}: inconsistent positions (size={size}, pos={pos}, count={count})")
+        for k, (shape, dtype) in expected.items():
+            if k not in headers:
+                continue  # optional (returns of old files)
+            got_shape, got_dtype = headers[k]
+            if got_shape != (n_envs, size, *shape) or got_dtype != dtype:
+                raise ValueError(
+                    f"{path}: field {k!r} is {got_dtype}{list(got_shape)}, expected {dtype}{[n_envs, size, *shape]}"
+                )
+        if "episode_steps" in headers and headers["episode_steps"][0] != (n_envs,):
+            raise ValueError(f"{path}: episode_steps has shape {headers['episode_steps'][0]}, expected ({n_envs},)")
+        if headers["rng_state"][0][0] > 1 << 16:
+            raise ValueError(f"{path}: rng_state is implausibly large")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                loaded = {k: f[k] for k in (*expected, *STATE) if k in headers}
+            rng = _rng_from_bytes(loaded["rng_state"].tobytes())
+        except Exception as exc:
+            raise ValueError(f"{path} is not a readable replay buffer file: {exc}") from exc
         # Files written before returns were stored: no returns known yet, no episode running.
         loaded.setdefault("returns", np.full((n_envs, size), np.nan, np.float32))
         loaded.setdefault("episode_steps", np.zeros(n_envs, np.int64))
-        for k in FIELDS:
-            if loaded[k].shape[:2] != (n_envs, size):
-                raise ValueError(f"{path}: field {k!r} has shape {loaded[k].shape}, expected ({n_envs}, {size}, ...)")
-        if loaded["episode_steps"].shape != (n_envs,):
-            raise ValueError(f"{path}: episode_steps has shape {loaded['episode_steps'].shape}, expected ({n_envs},)")
         self.size_per_env, self.pos, self.count = size, pos, count
-        self.data = {k: loaded[k].astype(np.float32, copy=False) for k in FIELDS}
+        self.data = {k: loaded[k] for k in expected}
         self.episode_steps = loaded["episode_steps"].astype(np.int64)
-        self.rng = _rng_from_bytes(loaded["rng_state"].tobytes())
+        self.rng = rng
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{name: (shape, dtype)}`` of every array in an ``.npz`` file, read from the headers alone; an array whose
+    stored size disagrees with its header (a compressed member that would inflate, a truncated one) is refused."""
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy") or len(out) > 64:
+                raise ValueError(f"unexpected member {info.filename!r}")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+                header_end = member.tell()
+            if dtype.hasobject:
+                raise ValueError(f"{info.filename} holds Python objects")
+            if info.file_size != header_end + math.prod(shape) * dtype.itemsize:
+                raise ValueError(f"{info.filename}: {info.file_size} bytes do not match its header {dtype}{shape}")
+            out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
+    return out
 
 
 def _rng_bytes(rng: np.random.Generator) -> bytes:

@@ -1,4 +1,5 @@
-"""The latent actor: a policy over normalised continuous actions that reads RSSM features."""
+"""The latent actors: policies over normalised continuous actions or one-hot discrete actions that read RSSM
+features."""
 
 from __future__ import annotations
 
@@ -87,4 +88,69 @@ class LatentActor(nn.Module):
 
     def act(self, features: Tensor, deterministic: bool = False) -> Tensor:
         """Actions only, for acting and for the notebook's imagination demo."""
+        return self.forward(features, deterministic)[0]
+
+
+class CategoricalLatentActor(nn.Module):
+    """A policy over one-hot actions for ``Discrete`` (one block) and ``MultiDiscrete`` (one block per part) spaces,
+    with the same interface as :class:`LatentActor`.
+
+    Each block is a categorical mixed with 1 % uniform (DreamerV3's unimix, which keeps every action possible and
+    log-probabilities finite). :meth:`forward` returns straight-through samples (Bengio et al., 2013; DreamerV2's
+    discrete actions): one-hot in the forward pass, the probabilities' gradient in the backward pass, which is what
+    lets imagined returns be backpropagated into the actor (``actor_grad="dynamics"``); :meth:`sample`,
+    :meth:`log_prob` and :meth:`entropy` serve REINFORCE (``actor_grad="reinforce"``, DreamerV3).
+
+    Args:
+        latent_dim: size of the input features (the RSSM's ``feature_dim``).
+        nvec: choices per part (``(n,)`` for ``Discrete(n)``).
+        hidden_dims: widths of the hidden layers.
+        unimix: the uniform share of each block's probabilities.
+    """
+
+    def __init__(
+        self, latent_dim: int, nvec: Sequence[int], hidden_dims: Sequence[int] = (256, 256), unimix: float = 0.01
+    ) -> None:
+        super().__init__()
+        self.nvec, self.unimix = tuple(int(n) for n in nvec), unimix
+        self.action_dim = sum(self.nvec)
+        self.net = mlp(latent_dim, self.action_dim, hidden_dims)
+
+    def _probs(self, features: Tensor) -> list[Tensor]:
+        """Per block, the probabilities ``(..., n)`` (softmax mixed with the uniform)."""
+        blocks = self.net(features).split(self.nvec, -1)
+        return [(1.0 - self.unimix) * torch.softmax(b, -1) + self.unimix / b.shape[-1] for b in blocks]
+
+    @staticmethod
+    def _one_hot(probs: Tensor, deterministic: bool) -> Tensor:
+        index = probs.argmax(-1) if deterministic else torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1)
+        return nn.functional.one_hot(index.reshape(probs.shape[:-1]), probs.shape[-1]).to(probs.dtype)
+
+    def forward(self, features: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Straight-through one-hot actions ``(..., sum(nvec))`` and their log-probabilities ``(...)``
+        (``deterministic``: the most probable action of each block)."""
+        actions, log_prob = [], 0.0
+        for probs in self._probs(features):
+            one_hot = self._one_hot(probs.detach(), deterministic)
+            actions.append(one_hot + probs - probs.detach())
+            log_prob = log_prob + (one_hot * torch.log(probs)).sum(-1)
+        return torch.cat(actions, -1), log_prob  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def sample(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """One-hot actions (no gradients), twice: as actions and as what :meth:`log_prob` reads."""
+        action = torch.cat([self._one_hot(p, False) for p in self._probs(features)], -1)
+        return action, action
+
+    def log_prob(self, features: Tensor, pre: Tensor) -> Tensor:
+        """Log-probability ``(...)`` of one-hot actions ``pre`` ``(..., sum(nvec))``."""
+        chosen = pre.split(self.nvec, -1)
+        return sum((c * torch.log(p)).sum(-1) for c, p in zip(chosen, self._probs(features)))  # type: ignore[return-value]
+
+    def entropy(self, features: Tensor) -> Tensor:
+        """Entropy ``(...)`` of the action distribution (summed over blocks)."""
+        return sum(-(p * torch.log(p)).sum(-1) for p in self._probs(features))  # type: ignore[return-value]
+
+    def act(self, features: Tensor, deterministic: bool = False) -> Tensor:
+        """One-hot actions only, for acting and for the imagination demo."""
         return self.forward(features, deterministic)[0]

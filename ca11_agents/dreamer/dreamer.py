@@ -12,30 +12,26 @@ One update (:meth:`DreamerAgent.train`)::
                                           (mc_value_coef > 0) on the real windows' Monte-Carlo episode returns
                                           and (replay_value_coef > 0) on their lambda-returns
 
-The loop (:meth:`DreamerAgent.learn`) acts from the posterior latent one step at a time, stores every step (and, when
-an episode ends, its discounted returns), and runs ``gradient_steps`` updates every ``train_freq`` env steps once
-``learning_starts`` steps are stored.
+The loop is every ca11 learner's (:meth:`ca11_agents.common.base.ModelBasedAlgorithm.learn`): it acts from the
+posterior latent one step at a time (:meth:`DreamerPolicy.act`), stores every step (and, when an episode ends, its
+discounted returns, bootstrapped by :meth:`DreamerAgent._terminal_values`), and calls :meth:`DreamerAgent.train`
+``gradient_steps`` times every ``train_freq`` env steps once ``learning_starts`` steps are stored.
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
-from stable_baselines3.common.utils import safe_mean
+from stable_baselines3.common.type_aliases import GymEnv
 
 from ca11_agents.common.base import ModelBasedAlgorithm
 from ca11_agents.common.losses import replay_lambda_returns
-from ca11_agents.common.replay import SequenceReplayBuffer
+from ca11_agents.common.spaces import batch_observation, obs_as_tensor
 from ca11_agents.dreamer.imagination import ReturnNormalizer, frozen, imagine, imagine_sampled, imagined_returns
-from ca11_agents.dreamer.policies import DreamerPolicy
+from ca11_agents.dreamer.policies import DreamerCnnPolicy, DreamerMultiInputPolicy, DreamerPolicy
 from ca11_agents.world_models.rssm import RSSMState
-
-SelfDreamer = TypeVar("SelfDreamer", bound="DreamerAgent")
 
 class ActorStep(NamedTuple):
     """What an actor update leaves for the critic's update and the logger (all without graphs)."""
@@ -57,15 +53,19 @@ class ActorStep(NamedTuple):
 
 
 class DreamerAgent(ModelBasedAlgorithm):
-    """Dreamer (Hafner et al., 2020-2023) for continuous actions, with DreamerV3's robustness techniques.
+    """Dreamer (Hafner et al., 2020-2023) with DreamerV3's robustness techniques, on vector, image and ``Dict``
+    observations and continuous (``Box``) or discrete (``Discrete``, ``MultiDiscrete``) actions.
 
     Args:
-        policy: ``"MlpPolicy"`` or :class:`DreamerPolicy` (the class holding the networks).
+        policy: ``"MlpPolicy"`` (vector observations), ``"CnnPolicy"`` (images: ``H x W x C`` uint8 frames, as
+            :class:`ca11_gym.wrappers.PixelObservation` makes them), ``"MultiInputPolicy"`` (a ``Dict`` of those),
+            or a :class:`DreamerPolicy` subclass (the class holding the networks).
         env: an env id, a ``gym.Env`` or a VecEnv (several envs are supported).
         learning_rate: the world model's learning rate.
         actor_lr: the actor's learning rate.
         critic_lr: the critic's learning rate.
-        buffer_size: steps kept in the replay buffer.
+        buffer_size: steps kept in the replay buffer; ``None``: 1,000,000, or fewer where they would take more than
+            4 GiB (a 64x64x3 frame takes 12 KiB a step: about 340,000 frames).
         learning_starts: env steps taken with random actions before training starts.
         batch_size: sequences per update (``B``).
         seq_len: steps per sequence (``T``).
@@ -80,7 +80,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             beyond a few hundred starts the actor's gradient barely improves.
         actor_grad: how the actor learns from imagination: ``"dynamics"`` (Dreamer v1: normalised returns
             backpropagated through the world model, bootstrapped from the slow critic; the fastest learner on
-            smooth control such as the pendulum) or ``"reinforce"`` (DreamerV3: score-function gradients of
+            smooth control such as the pendulum; discrete actions pass it through straight-through one-hot samples) or ``"reinforce"`` (DreamerV3: score-function gradients of
             normalised advantages, bootstrapped from the critic itself, with the continue head's mode as the end
             of imagined episodes; no graph through the model, so updates are cheaper).
         ent_coef: entropy bonus of the actor (relative to the normalised return).
@@ -105,8 +105,13 @@ class DreamerAgent(ModelBasedAlgorithm):
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
 
-    policy_aliases: ClassVar[dict[str, type[DreamerPolicy]]] = {"MlpPolicy": DreamerPolicy}
+    policy_aliases: ClassVar[dict[str, type[DreamerPolicy]]] = {
+        "MlpPolicy": DreamerPolicy,
+        "CnnPolicy": DreamerCnnPolicy,
+        "MultiInputPolicy": DreamerMultiInputPolicy,
+    }
     policy: DreamerPolicy
+    tb_log_name: ClassVar[str] = "Dreamer"
 
     def __init__(
         self,
@@ -115,7 +120,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         learning_rate: float = 1e-3,
         actor_lr: float = 3e-4,
         critic_lr: float = 3e-4,
-        buffer_size: int = 1_000_000,
+        buffer_size: int | None = None,
         learning_starts: int = 500,
         batch_size: int = 16,
         seq_len: int = 32,
@@ -144,34 +149,26 @@ class DreamerAgent(ModelBasedAlgorithm):
             policy,
             env,
             learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            gamma=gamma,
             policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             verbose=verbose,
-            device=device,
-            support_multi_env=True,
             seed=seed,
-            supported_action_spaces=None,  # checked in _setup_model with a ValueError that names the space
+            device=device,
         )
-        for name, value in (
-            ("batch_size", batch_size),
-            ("seq_len", seq_len),
-            ("train_freq", train_freq),
-            ("gradient_steps", gradient_steps),
-            ("imagination_horizon", imagination_horizon),
-            ("buffer_size", buffer_size),
-        ):
-            if int(value) < 1:
-                raise ValueError(f"DreamerAgent: {name} must be >= 1, got {value}")
-        if not 0.0 < gamma <= 1.0 or not 0.0 <= return_lambda <= 1.0:
-            raise ValueError(
-                f"DreamerAgent: need 0 < gamma <= 1 and 0 <= return_lambda <= 1, got {gamma}, {return_lambda}"
-            )
+        if int(imagination_horizon) < 1:
+            raise ValueError(f"DreamerAgent: imagination_horizon must be >= 1, got {imagination_horizon}")
+        if not 0.0 <= return_lambda <= 1.0:
+            raise ValueError(f"DreamerAgent: need 0 <= return_lambda <= 1, got {return_lambda}")
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
-        self.buffer_size, self.learning_starts = buffer_size, learning_starts
-        self.batch_size, self.seq_len = batch_size, seq_len
-        self.train_freq, self.gradient_steps = train_freq, gradient_steps
-        self.gamma, self.return_lambda, self.imagination_horizon = gamma, return_lambda, imagination_horizon
+        self.return_lambda, self.imagination_horizon = return_lambda, imagination_horizon
         self.imagination_starts = imagination_starts
         if actor_grad not in ("reinforce", "dynamics"):
             raise ValueError(f"DreamerAgent: actor_grad must be 'reinforce' or 'dynamics', got {actor_grad!r}")
@@ -181,59 +178,16 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.actor_grad, self.replay_value_coef, self.mc_value_coef = actor_grad, replay_value_coef, mc_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns = normalize_returns
-        self._updates_due = 0.0
         if _init_setup_model:
             self._setup_model()
 
-    def _init_kwargs(self) -> dict[str, Any]:
-        return {
-            "learning_rate": self.learning_rate,
-            "actor_lr": self.actor_lr,
-            "critic_lr": self.critic_lr,
-            "buffer_size": self.buffer_size,
-            "learning_starts": self.learning_starts,
-            "batch_size": self.batch_size,
-            "seq_len": self.seq_len,
-            "train_freq": self.train_freq,
-            "gradient_steps": self.gradient_steps,
-            "gamma": self.gamma,
-            "return_lambda": self.return_lambda,
-            "imagination_horizon": self.imagination_horizon,
-            "imagination_starts": self.imagination_starts,
-            "actor_grad": self.actor_grad,
-            "ent_coef": self.ent_coef,
-            "normalize_returns": self.normalize_returns,
-            "critic_tau": self.critic_tau,
-            "replay_value_coef": self.replay_value_coef,
-            "mc_value_coef": self.mc_value_coef,
-            "grad_clip": self.grad_clip,
-            "policy_kwargs": self.policy_kwargs,
-            "stats_window_size": self._stats_window_size,
-            "tensorboard_log": self.tensorboard_log,
-            "verbose": self.verbose,
-            "seed": self.seed,
-        }
-
     def _setup_model(self) -> None:
-        self._check_spaces()
-        self.set_random_seed(self.seed)
-        self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
-        self.policy = self.policy.to(self.device)
+        super()._setup_model()
         self.return_norm = ReturnNormalizer().to(self.device)
         adam = dict(eps=1e-6, foreach=True)
         self.model_optimizer = torch.optim.Adam(self.policy.rssm.parameters(), lr=self.learning_rate, **adam)
         self.actor_optimizer = torch.optim.Adam(self.policy.actor.parameters(), lr=self.actor_lr, **adam)
         self.critic_optimizer = torch.optim.Adam(self.policy.critic.parameters(), lr=self.critic_lr, **adam)
-        n_envs = self.n_envs if self.env is not None else 1
-        self.replay_buffer = SequenceReplayBuffer(
-            self.buffer_size,
-            int(self.observation_space.shape[0]),
-            int(self.action_space.shape[0]),
-            n_envs=n_envs,
-            seed=self.seed,
-        )
-        self._latent: RSSMState | None = None
-        self._prev_action: torch.Tensor | None = None
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -362,108 +316,18 @@ class DreamerAgent(ModelBasedAlgorithm):
         )
         return terms
 
-    def learn(
-        self: SelfDreamer,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 4,
-        tb_log_name: str = "Dreamer",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfDreamer:
-        """Train for ``total_timesteps`` env steps (SB3's signature; ``log_interval`` counts episodes)."""
-        total_timesteps, callback = self._setup_learn(
-            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+    def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
+        """The slow critic's values of the final observations of episodes cut by a time limit, filtered from the
+        carried latent at the posterior's mode (no draw from the torch generator that training uses)."""
+        policy, latent = self.policy, self._latent
+        state = policy.rssm.obs_step(
+            latent.map(lambda x: x[cut]),
+            action[cut],
+            policy.rssm.embed(final_obs),
+            torch.zeros(len(cut), device=self.device),
+            deterministic=True,
         )
-        env = self.env
-        assert env is not None, "DreamerAgent.learn needs an env: pass one to the constructor or to load()"
-        n = env.num_envs
-        if self._latent is None or reset_num_timesteps:
-            self._latent = self.policy.initial_state(n)
-            self._prev_action = torch.zeros(n, self.action_space.shape[0], device=self.device)
-        metrics: dict[str, list[torch.Tensor]] = defaultdict(list)
-        episodes_since_log, start_steps, start_updates = 0, self.num_timesteps, self._n_updates
-        start_time = time.perf_counter()
-        callback.on_training_start(locals(), globals())
-        callback.on_rollout_start()
-        while self.num_timesteps < total_timesteps:
-            obs = self._last_obs
-            is_first = self._last_episode_starts.astype(np.float32)
-            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
-            first_t = torch.as_tensor(is_first, device=self.device)
-            action_t, self._latent = self.policy.act(obs_t, self._latent, self._prev_action, first_t, False)
-            if self.num_timesteps < self.learning_starts:
-                action_t = torch.rand_like(action_t) * 2.0 - 1.0
-            action = action_t.cpu().numpy()
-            new_obs, rewards, dones, infos = env.step(self.policy.unscale_action(action))
-            terminated = np.array(
-                [done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], np.float32
-            )
-            self.replay_buffer.add(obs, action, rewards, terminated, is_first)
-            if dones.any():
-                self._end_episodes(dones, terminated, infos, action_t)
-            self._prev_action = action_t
-            self._last_obs, self._last_episode_starts = new_obs, dones
-            self.num_timesteps += n
-            self._update_info_buffer(infos, dones)
-            callback.update_locals(locals())
-            if not callback.on_step():
-                break
-            if self.num_timesteps >= self.learning_starts and self.replay_buffer.can_sample(self.seq_len):
-                self._updates_due += n / self.train_freq
-                while self._updates_due >= 1.0:
-                    self._updates_due -= 1.0
-                    for _ in range(self.gradient_steps):
-                        for key, value in self.train().items():
-                            metrics[key].append(value)
-            if dones.any():
-                self._episode_num += int(dones.sum())
-                episodes_since_log += int(dones.sum())
-                if log_interval and episodes_since_log >= log_interval:
-                    self._log(metrics, start_time, start_steps, start_updates)
-                    metrics.clear()
-                    episodes_since_log = 0
-        callback.on_rollout_end()
-        callback.on_training_end()
-        return self
-
-    @torch.no_grad()
-    def _end_episodes(self, dones: np.ndarray, terminated: np.ndarray, infos: list[dict], action: torch.Tensor) -> None:
-        """Write the returns of the episodes that just ended into the replay buffer; an episode cut by a time limit
-        is bootstrapped from the slow critic's value of its final observation."""
-        bootstrap = np.zeros(len(dones), np.float32)
-        cut = [i for i in np.flatnonzero(dones) if not terminated[i] and "terminal_observation" in infos[i]]
-        if cut:
-            policy, latent = self.policy, self._latent
-            assert latent is not None
-            final = np.stack([infos[i]["terminal_observation"] for i in cut]).astype(np.float32)
-            state = policy.rssm.obs_step(
-                latent.map(lambda x: x[cut]),
-                action[cut],
-                policy.rssm.embed(torch.as_tensor(final, device=self.device)),
-                torch.zeros(len(cut), device=self.device),
-                deterministic=True,  # the posterior's mode: no draw from the torch generator training uses
-            )
-            bootstrap[cut] = policy.slow_critic(policy.rssm.features(state)).cpu().numpy()
-        self.replay_buffer.end_episodes(dones, bootstrap, self.gamma)
-
-    def _log(self, metrics: dict[str, list[torch.Tensor]], start: float, start_steps: int, start_updates: int) -> None:
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
-        self.logger.record("time/fps", int((self.num_timesteps - start_steps) / elapsed))
-        self.logger.record("time/updates_per_s", (self._n_updates - start_updates) / elapsed)
-        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
-        if self.ep_info_buffer:
-            self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
-            self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
-        if metrics:
-            # One device-to-host copy per log line, not one per update.
-            means = torch.stack([torch.stack(v).float().mean() for v in metrics.values()]).cpu().tolist()
-            for key, value in zip(metrics, means):
-                self.logger.record(f"train/{key}", value)
-        self.logger.record("train/n_updates", self._n_updates)
-        self.logger.dump(step=self.num_timesteps)
+        return policy.slow_critic(policy.rssm.features(state)).cpu().numpy()
 
     # ------------------------------------------------------------------------------------- the notebook's demo
     @torch.no_grad()
@@ -474,11 +338,13 @@ class DreamerAgent(ModelBasedAlgorithm):
 
         Returns:
             ``(states (steps + 1, feature_dim), rewards (steps,), actions (steps, A))``: the latent features of the
-            start and each imagined state, the predicted rewards and the actions (normalised to ``[-1, 1]``).
+            start and each imagined state, the predicted rewards and the learner's actions (normalised to ``[-1, 1]``,
+            or one-hot for discrete actions).
         """
         policy = self.policy
-        obs = torch.as_tensor(np.asarray(observation, np.float32).reshape(1, -1), device=self.device)
-        zero_action = torch.zeros(1, self.action_space.shape[0], device=self.device)
+        batch, _, _ = batch_observation(observation, self.observation_space, "DreamerAgent.imagine_trajectory")
+        obs = obs_as_tensor(batch, self.device)
+        zero_action = torch.zeros(1, policy.actions.dim, device=self.device)
         state = policy.rssm.obs_step(
             policy.initial_state(1), zero_action, policy.rssm.embed(obs), torch.ones(1, device=self.device), True
         )

@@ -25,10 +25,13 @@ so the reward and continue heads read ``(s_t, a_t)``; truncation (a time limit) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from gymnasium import spaces
 from torch import Tensor, nn
 
 from ca11_agents.common.distributions import (
@@ -38,12 +41,15 @@ from ca11_agents.common.distributions import (
     gaussian_kl,
     gaussian_params,
     sample_one_hot,
-    symexp,
-    symlog,
     unimix_probs,
 )
 from ca11_agents.common.losses import kl_balanced
 from ca11_agents.common.nets import mlp
+from ca11_agents.world_models.encoders import build_decoder, build_encoder
+
+
+def _leaves(space: spaces.Space) -> Iterator[spaces.Space]:
+    yield from (space.spaces.values() if isinstance(space, spaces.Dict) else [space])
 
 
 class RSSMState(NamedTuple):
@@ -86,11 +92,20 @@ class NormGRUCell(nn.Module):
 
 
 class RecurrentStateSpaceModel(nn.Module):
-    """An RSSM world model over vector observations: encoder, recurrent dynamics, prior and posterior, and the
-    decoder, reward and continue heads, with the DreamerV3 loss (:meth:`loss`).
+    """An RSSM world model: encoder, recurrent dynamics, prior and posterior, and the decoder, reward and continue
+    heads, with the DreamerV3 loss (:meth:`loss`).
+
+    Three parts plug in (:mod:`ca11_agents.world_models.encoders` builds the first two from a space):
+
+    * the **encoder** (observations -> embeddings; an MLP for vectors, a CNN for images, one per key for dicts);
+    * the **representation loss**, the ``decoder``: any module with ``loss(features, obs) -> (...)`` (reconstruction
+      today; a decoder-free, e.g. contrastive, objective plugs in here) and ``forward(features)`` for predictions;
+    * the **dynamics core**: ``core(input_dim, hidden_dim)`` building a module ``(x (B, I), h (B, H)) -> h (B, H)``
+      (default: :class:`NormGRUCell`).
 
     Args:
-        obs_dim: observation size.
+        obs_dim: observation size, or the observation space (a ``Box`` or a ``Dict``) to build the encoder and
+            decoder from.
         action_dim: action size (actions are continuous vectors, normalised to ``[-1, 1]`` by the agents).
         state_dim: size of the stochastic latent ``z``; for categorical latents ``state_dim = groups * classes``.
         hidden_dim: size of the deterministic recurrent state ``h``.
@@ -104,11 +119,15 @@ class RecurrentStateSpaceModel(nn.Module):
         dyn_scale: weight of the dynamics KL (DreamerV3: 0.5).
         rep_scale: weight of the representation KL (DreamerV3: 0.1).
         symlog_obs: encode and reconstruct ``symlog(obs)`` (DreamerV3), so that no observation scale needs tuning.
+        cnn_depth: channels of the first convolution of image encoders and decoders (doubled at each stage).
+        encoder: a module replacing the one built from ``obs_dim`` (it needs an int attribute ``embed_dim``).
+        decoder: a module replacing the decoder built from ``obs_dim`` (see above).
+        core: the dynamics core's factory (see above).
     """
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: int | spaces.Space,
         action_dim: int,
         state_dim: int = 32,
         hidden_dim: int = 128,
@@ -123,8 +142,14 @@ class RecurrentStateSpaceModel(nn.Module):
         dyn_scale: float = 0.5,
         rep_scale: float = 0.1,
         symlog_obs: bool = True,
+        cnn_depth: int = 16,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        core: Callable[[int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
+        space = obs_dim if isinstance(obs_dim, spaces.Space) else None
+        obs_dim = int(sum(math.prod(s.shape) for s in _leaves(space))) if space is not None else obs_dim
         if min(obs_dim, action_dim, state_dim, hidden_dim) < 1:
             raise ValueError(
                 "RecurrentStateSpaceModel: obs_dim, action_dim, state_dim and hidden_dim must be positive, got "
@@ -145,13 +170,17 @@ class RecurrentStateSpaceModel(nn.Module):
         latent_params = state_dim if latent == "categorical" else 2 * state_dim
         hidden = [units] * layers
 
-        self.encoder = mlp(obs_dim, 0, hidden)
-        embed_dim = units if layers else obs_dim
+        space = space if space is not None else spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        parts = dict(units=units, layers=layers, symlog_obs=symlog_obs, cnn_depth=cnn_depth)
+        # Built in this order (encoder, dynamics, posterior, decoder, heads): the order parameters draw their
+        # initial values from torch's generator, kept so that training stays bit-identical across versions.
+        self.encoder = encoder if encoder is not None else build_encoder(space, **parts)
+        embed_dim = int(self.encoder.embed_dim)
         self.img_in = mlp(state_dim + action_dim, 0, [units])
-        self.gru = NormGRUCell(units, hidden_dim)
+        self.gru = (core or NormGRUCell)(units, hidden_dim)
         self.prior_net = mlp(hidden_dim, latent_params, [units])
         self.post_net = mlp(hidden_dim + embed_dim, latent_params, [units])
-        self.decoder = mlp(self.feature_dim, obs_dim, hidden)
+        self.decoder = decoder if decoder is not None else build_decoder(space, self.feature_dim, **parts)
         self.twohot = TwoHotSymlog(reward_bins)
         # Zero-initialised output: the first reward predictions are exactly 0 (DreamerV3).
         self.reward_head = mlp(self.feature_dim + action_dim, reward_bins, hidden, out_scale=0.0)
@@ -187,9 +216,9 @@ class RecurrentStateSpaceModel(nn.Module):
         stoch = mean if deterministic else mean + std * torch.randn_like(std)
         return stoch, raw
 
-    def embed(self, obs: Tensor) -> Tensor:
-        """Encode observations ``(..., obs_dim) -> (..., embed_dim)``."""
-        return self.encoder(symlog(obs) if self.symlog_obs else obs)
+    def embed(self, obs: Tensor | dict[str, Tensor]) -> Tensor:
+        """Encode observations ``(..., *obs_shape)`` (a dict of them for a Dict space) ``-> (..., embed_dim)``."""
+        return self.encoder(obs)
 
     def _reset(self, state: RSSMState, prev_action: Tensor, is_first: Tensor) -> tuple[RSSMState, Tensor]:
         keep = (1.0 - is_first.float()).unsqueeze(-1)  # (B,) -> (B, 1)
@@ -227,7 +256,7 @@ class RecurrentStateSpaceModel(nn.Module):
         """Filter a batch of sequences.
 
         Args:
-            obs: ``(B, T, obs_dim)``.
+            obs: ``(B, T, *obs_shape)`` (a dict of them for a Dict space).
             actions: ``(B, T, action_dim)``, ``a_t`` taken after ``o_t`` (only ``a_0 .. a_{T-2}`` enter the
                 states; ``a_{T-1}`` is for the reward and continue heads).
             is_first: ``(B, T)``, true where the state is reset before ``o_t``.
@@ -237,10 +266,11 @@ class RecurrentStateSpaceModel(nn.Module):
         Returns:
             ``(posterior, prior)`` states, each ``(B, T, ...)``.
         """
-        batch, steps = obs.shape[:2]
-        if actions.shape[:2] != (batch, steps) or is_first.shape != (batch, steps):
+        batch, steps = actions.shape[:2]
+        obs_lead = {tuple(x.shape[:2]) for x in (obs.values() if isinstance(obs, dict) else [obs])}
+        if obs_lead != {(batch, steps)} or is_first.shape != (batch, steps):
             raise ValueError(
-                f"observe: obs {tuple(obs.shape)}, actions {tuple(actions.shape)} and is_first "
+                f"observe: obs {sorted(obs_lead)}, actions {tuple(actions.shape)} and is_first "
                 f"{tuple(is_first.shape)} must share (B, T)"
             )
         state = self.initial_state(batch) if state is None else state
@@ -283,9 +313,8 @@ class RecurrentStateSpaceModel(nn.Module):
 
     # ---------------------------------------------------------------------------------------------------- heads
     def decode(self, features: Tensor) -> Tensor:
-        """Predicted observation ``(..., obs_dim)`` in observation units."""
-        out = self.decoder(features)
-        return symexp(out) if self.symlog_obs else out
+        """Predicted observation ``(..., *obs_shape)`` (a dict for a Dict space) in observation units."""
+        return self.decoder(features)
 
     def reward(self, features: Tensor, actions: Tensor) -> Tensor:
         """Expected reward ``(...)`` for taking ``actions`` in the states with these ``features``."""
@@ -311,11 +340,8 @@ class RecurrentStateSpaceModel(nn.Module):
             posterior states ``(B, T, ...)`` from which agents start imagining.
         """
         obs, actions = batch["observations"], batch["actions"]
-        if obs.dim() != 3 or actions.dim() != 3:
-            raise ValueError(
-                f"RSSM loss: observations and actions must be (B, T, dim), got {tuple(obs.shape)} and "
-                f"{tuple(actions.shape)}"
-            )
+        if actions.dim() != 3:
+            raise ValueError(f"RSSM loss: actions must be (B, T, dim), got {tuple(actions.shape)}")
         rewards = batch["rewards"]
         rewards = rewards.squeeze(-1) if rewards.dim() == 3 else rewards
         terminated = batch.get("terminated")
@@ -326,8 +352,7 @@ class RecurrentStateSpaceModel(nn.Module):
 
         post, prior = self.observe(obs, actions, is_first)
         feats = self.features(post)
-        target = symlog(obs) if self.symlog_obs else obs
-        recon = (self.decoder(feats) - target).pow(2).sum(-1)
+        recon = self.decoder.loss(feats, obs)
         head_in = torch.cat([feats, actions], -1)
         reward = self.twohot.loss(self.reward_head(head_in), rewards)
         cont = bernoulli_nll(self.cont_head(head_in).squeeze(-1), 1.0 - terminated)

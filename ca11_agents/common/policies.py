@@ -1,0 +1,122 @@
+"""The policy object every ca11 learner shares: recurrent acting from a latent state, SB3's ``predict`` on top.
+
+A learner's policy holds its networks and fills two hooks, :meth:`RecurrentLatentPolicy.initial_state` and
+:meth:`RecurrentLatentPolicy.act`; the shared learner loop
+(:meth:`~ca11_agents.common.base.ModelBasedAlgorithm.learn`) and ``predict`` call them. Observations, actions and
+the carried state are handled here, once, for every space the learners support.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+
+from ca11_agents.common.spaces import ActionAdapter, batch_observation, is_image, obs_as_tensor
+from ca11_agents.world_models.encoders import check_observation_space
+from ca11_agents.world_models.rssm import RSSMState
+
+_ALIASES = {"vector": "MlpPolicy", "image": "CnnPolicy", "dict": "MultiInputPolicy"}
+
+#: What ``predict`` carries between calls, per environment: the latent's arrays, then the previous action
+#: (for the RSSM learners ``(deter, stoch, prev_action)``).
+RecurrentState = tuple[np.ndarray, ...]
+
+
+class RecurrentLatentPolicy(BasePolicy):
+    """Networks that act from a recurrent latent state (by default an :class:`RSSMState`).
+
+    Args:
+        observation_space: a vector or image ``Box``, or a ``Dict`` of them (see
+            :func:`~ca11_agents.world_models.encoders.check_observation_space`).
+        action_space: a flat ``Box`` with finite bounds, ``Discrete`` or flat ``MultiDiscrete``.
+    """
+
+    #: The kind of observation space the class is the SB3 alias for (``"vector"``: ``MlpPolicy``, ``"image"``:
+    #: ``CnnPolicy``, ``"dict"``: ``MultiInputPolicy``); ``None`` takes any.
+    alias_for: str | None = None
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        name = type(self).__name__
+        check_observation_space(observation_space, name)
+        kind = "dict" if isinstance(observation_space, spaces.Dict) else "image" if is_image(observation_space) else "vector"
+        if self.alias_for is not None and kind != self.alias_for:
+            raise ValueError(
+                f"{name} is for {self.alias_for} observations, got {kind} observations {observation_space}: "
+                f"use {_ALIASES[kind]!r}"
+            )
+        self.actions = ActionAdapter(action_space, name)
+        super().__init__(observation_space, action_space, squash_output=False)
+
+    # ------------------------------------------------------------------------------------------------- hooks
+    @abstractmethod
+    def initial_state(self, n_envs: int) -> Any:
+        """The latent state before any observation, for ``n_envs`` envs (tensors)."""
+
+    @abstractmethod
+    def act(
+        self, obs: Any, state: Any, prev_action: torch.Tensor, is_first: torch.Tensor, deterministic: bool
+    ) -> tuple[torch.Tensor, Any]:
+        """Filter one observation per env into the latent state and choose learner actions ``(n, A)``.
+
+        Args:
+            obs: the observations as tensors ``(n, ...)`` (a dict of them for a Dict space), in their own dtypes.
+            state: the latent state after the previous step.
+            prev_action: the previous learner actions ``(n, A)``.
+            is_first: ``(n,)`` 1 where an episode starts (the state is reset first).
+            deterministic: act on the mode.
+        """
+
+    def pack_state(self, state: RSSMState) -> tuple[np.ndarray, ...]:
+        """The latent as NumPy arrays for ``predict``'s carried state (an RSSM's ``deter`` and ``stoch``)."""
+        return state.deter.cpu().numpy(), state.stoch.cpu().numpy()
+
+    def unpack_state(self, arrays: tuple[np.ndarray, ...]) -> RSSMState:
+        """Inverse of :meth:`pack_state`: filtering reads only ``h`` and ``z`` of the previous state."""
+        deter, stoch = (torch.as_tensor(x, dtype=torch.float32, device=self.device) for x in arrays)
+        return RSSMState(deter, stoch, stoch)
+
+    # ---------------------------------------------------------------------------------------------- predict
+    def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is recurrent: use predict(observation, state, episode_start)")
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: RecurrentState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, RecurrentState]:
+        """Actions for one observation or a batch ``(n, ...)``, in the env's own action space and dtype.
+
+        Follows SB3's recurrent convention (as RecurrentPPO): ``state`` is what the previous call returned (``None``
+        at the start), and the state of every env whose ``episode_start`` is true is reset first. Channel-last
+        images are transposed to the policy's channel order (SB3's ``maybe_transpose``).
+        """
+        name = f"{type(self).__name__}.predict"
+        batch, n, single = batch_observation(observation, self.observation_space, name)
+        device = self.device
+        if state is None:
+            latent, prev_action = self.initial_state(n), torch.zeros(n, self.actions.dim, device=device)
+            is_first = torch.ones(n, device=device)
+        else:
+            if not isinstance(state, tuple) or len(state) < 2:
+                raise ValueError(f"{name}: state must be the tuple a previous call returned, got {type(state)}")
+            *arrays, prev = state
+            if any(np.shape(x)[0] != n for x in state):
+                raise ValueError(f"{name}: state is for {np.shape(prev)[0]} envs, observations for {n}")
+            latent = self.unpack_state(tuple(arrays))
+            prev_action = torch.as_tensor(prev, dtype=torch.float32, device=device)
+            starts = np.zeros(n) if episode_start is None else np.asarray(episode_start, dtype=np.float32)
+            is_first = torch.as_tensor(starts.reshape(n), dtype=torch.float32, device=device)
+        action, latent = self.act(obs_as_tensor(batch, device), latent, prev_action, is_first, deterministic)
+        learner_action = action.cpu().numpy()
+        env_action = self.actions.to_env(learner_action)
+        return (env_action[0] if single else env_action), (*self.pack_state(latent), learner_action)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {"observation_space": self.observation_space, "action_space": self.action_space}
