@@ -94,6 +94,9 @@ class RunResult:
     hyperparams_source: str
     policy: str | None = None
     """The policy string an SB3-API learner was built with (named in the hyperparameters or chosen by the adapter)."""
+    peak_rss_mb: float | None = None
+    """Peak resident memory of the process that ran it (MiB; with ``--no-ray`` several runs share one process, so
+    this is the largest of them so far)."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -125,7 +128,8 @@ def finalize_run(runs_dir: Path, result: RunResult) -> None:
     atomic_write_text(runs_dir / f"{task.stem}.csv", rows_to_csv(result.rows))
     marker = {**asdict(task), "complete": True, "total_wall_s": result.total_wall_s,
               "device_name": result.device_name, "hyperparams": result.hyperparams,
-              "hyperparams_source": result.hyperparams_source, "policy": result.policy}  # fmt: skip
+              "hyperparams_source": result.hyperparams_source, "policy": result.policy,
+              "peak_rss_mb": result.peak_rss_mb}  # fmt: skip
     atomic_write_text(runs_dir / f"{task.stem}.json", json.dumps(marker, indent=2) + "\n")
     (runs_dir / f"{task.stem}.partial.csv").unlink(missing_ok=True)
 
@@ -185,7 +189,17 @@ def run_one(task: RunTask, out_dir: str, spec: AlgoSpec | None = None) -> RunRes
     hyperparams = spec.hyperparams_for(task.env_id)
     return RunResult(task, rows, time.perf_counter() - started, describe_device(task.device, task.torch_threads),
                      {k: repr(v) for k, v in hyperparams.values.items()}, hyperparams.source,
-                     policy_for(spec, task.env_id))  # fmt: skip
+                     policy_for(spec, task.env_id), peak_rss_mb())  # fmt: skip
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (``None`` where ``resource`` is missing, as on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)  # bytes on macOS, KiB on Linux
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -327,7 +341,8 @@ def _print_finished(done: int, total: int, result: RunResult) -> None:
     task, last = result.task, result.rows[-1]
     print(f"[{done}/{total}] {task.algo} on {task.env_id} seed {task.seed}: final return "
           f"{float(last['eval_return_mean']):.1f} ± {float(last['eval_return_std']):.1f} after {last['env_steps']} "
-          f"steps, {result.total_wall_s:.0f} s on {result.device_name}", flush=True)  # fmt: skip
+          f"steps, {result.total_wall_s:.0f} s on {result.device_name}, peak memory {result.peak_rss_mb} MiB",
+          flush=True)  # fmt: skip
 
 
 def _print_failed(done: int, total: int, task: RunTask, err: BaseException) -> None:

@@ -5,8 +5,8 @@ Usage::
     python -m benchmarks.update_cost [--env CA11/ContinuousCartPole-v0] [--updates 300] [--repeats 2] \\
         [--variant NAME='{"mc_value_coef": 0.0}' ...]
 
-Each configuration fills its replay buffer with ``--fill`` random env steps (so it holds finished episodes), warms up
-with 20 updates, then times ``--updates`` calls of :meth:`DreamerAgent.train` on one torch thread; the figure is the
+The policy alias follows the env's observation space (``CnnPolicy`` for ``CA11/PixelPendulum-v0``). Each configuration
+fills its replay buffer with ``--fill`` random env steps (so it holds finished episodes), warms up with 20 updates, then times ``--updates`` calls of :meth:`DreamerAgent.train` on one torch thread; the figure is the
 best of ``--repeats`` such runs (the configurations take turns, so a slow phase of the machine hits all of them).
 """
 
@@ -18,7 +18,9 @@ import time
 
 import torch
 
+import benchmarks.envs  # noqa: F401  (registers CA11/PixelPendulum-v0)
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
+from benchmarks.algos import get_algo, policy_for
 from ca11_agents import DreamerAgent
 
 
@@ -38,7 +40,8 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int = 0) -> float:
     """Seconds per update of a DreamerAgent built with ``kwargs`` after ``fill`` random steps."""
-    agent = DreamerAgent("MlpPolicy", env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
+    policy = policy_for(get_algo("dreamer"), env_id)  # MlpPolicy, CnnPolicy or MultiInputPolicy by the space
+    agent = DreamerAgent(policy, env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
     agent.learn(fill)
     for _ in range(20):
         agent.train()

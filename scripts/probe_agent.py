@@ -31,7 +31,9 @@ import torch
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DreamerAgent
+from ca11_agents.world_models.encoders import channel_first_space
 from ca11_agents.common.replay import discounted_returns
+from ca11_agents.common.spaces import batch_observation, obs_as_tensor
 
 
 @torch.no_grad()
@@ -40,13 +42,14 @@ def probe_episode(agent: DreamerAgent, env: gym.Env, seed: int) -> pd.DataFrame:
     policy, device = agent.policy, agent.device
     obs, _ = env.reset(seed=seed)
     latent = policy.initial_state(1)
-    prev_action = torch.zeros(1, agent.action_space.shape[0], device=device)
+    prev_action = torch.zeros(1, policy.actions.dim, device=device)
     is_first, rows, done = torch.ones(1, device=device), [], False
     while not done:
-        obs_t = torch.as_tensor(np.asarray(obs, np.float32)[None], device=device)
-        action, latent = policy.act(obs_t, latent, prev_action, is_first, deterministic=True)
+        batch, _, _ = batch_observation(obs, agent.observation_space, "probe_agent")
+        action, latent = policy.act(obs_as_tensor(batch, device), latent, prev_action, is_first, deterministic=True)
         features = policy.rssm.features(latent)
-        row = {f"obs_{i}": float(x) for i, x in enumerate(np.ravel(obs))}
+        # Vector observations are listed; frames and dicts are too large for a table.
+        row = {f"obs_{i}": float(x) for i, x in enumerate(np.ravel(obs))} if np.ndim(obs) == 1 else {}
         row.update({f"action_{i}": float(x) for i, x in enumerate(action[0].cpu().numpy())})
         row.update(
             value=float(policy.critic(features)),
@@ -106,9 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, gym.error.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if env.observation_space.shape != agent.observation_space.shape:
-        print(f"error: {args.env} observes {env.observation_space.shape}, the agent was trained on "
-              f"{agent.observation_space.shape}", file=sys.stderr)  # fmt: skip
+    if channel_first_space(env.observation_space) != agent.observation_space:
+        print(f"error: {args.env} observes {env.observation_space}, the agent was trained on "
+              f"{agent.observation_space}", file=sys.stderr)  # fmt: skip
         return 2
     table = probe_episode(agent, env, args.seed)
     shown = pd.concat([table.iloc[:: args.every], table.iloc[-3:]]).drop_duplicates("step")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.algos import ALGOS, AlgoSpec  # noqa: E402
 from benchmarks.run import import_env_packages  # noqa: E402
+from ca11_agents.world_models.encoders import channel_first_space  # noqa: E402
 
 
 def resolve_algo(name: str) -> AlgoSpec:
@@ -99,7 +100,7 @@ def record(
     import imageio.v2 as imageio
 
     env, ext = make_env(env_id, out_dir, prefix, fmt)
-    if agent.observation_space.shape != env.observation_space.shape:
+    if agent.observation_space != channel_first_space(env.observation_space):
         env.close()
         raise ValueError(f"the agent observes {agent.observation_space}, but {env_id} gives {env.observation_space}")
     fps = env.metadata.get("render_fps", 30)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import CheckpointCallback
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -193,3 +194,17 @@ def test_the_alias_must_fit_the_observations():
         DreamerAgent("MlpPolicy", pixels("CA11/ContinuousPendulum-v0"), **TINY)
     with pytest.raises(ValueError, match="MlpPolicy"):
         DreamerAgent("CnnPolicy", "Pendulum-v1", **TINY)
+
+
+@pytest.mark.parametrize("actor_grad", ["reinforce", "dynamics"])
+def test_discrete_actors_learn_with_either_gradient(actor_grad):
+    agent = DreamerAgent("MlpPolicy", "CartPole-v1", seed=0, actor_grad=actor_grad, **TINY).learn(60)
+    before = [p.detach().clone() for p in agent.policy.actor.parameters()]
+    terms = agent.train()
+    assert torch.isfinite(terms["actor/loss"]) and float(terms["actor/entropy"]) > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.policy.actor.parameters()))
+
+
+def test_the_actor_gradient_defaults_by_action_space():
+    assert DreamerAgent("MlpPolicy", "CartPole-v1", **TINY).actor_grad == "reinforce"  # DreamerV3's choice
+    assert DreamerAgent("MlpPolicy", "Pendulum-v1", **TINY).actor_grad == "dynamics"

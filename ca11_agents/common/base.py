@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 from stable_baselines3.common.vec_env import VecEnv
@@ -54,9 +54,10 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         buffer_size: steps kept in the replay buffer; ``None`` for 1,000,000 or what fits in
             :data:`DEFAULT_REPLAY_BYTES` (whichever is smaller: pixel observations take 12 KiB a step).
         learning_starts: env steps taken with random actions before training starts.
-        batch_size: sequences per update (``B``).
+        batch_size: sequences per update (``B``); ``None``: the policy class's ``agent_defaults``.
         seq_len: steps per sequence (``T``).
-        train_freq: env steps (summed over envs) between rounds of updates.
+        train_freq: env steps (summed over envs) between rounds of updates; ``None``: the policy class's
+            ``agent_defaults``.
         gradient_steps: updates per round.
         gamma: the discount (of imagined returns, and of the stored Monte-Carlo returns).
     """
@@ -74,9 +75,9 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         *,
         buffer_size: int | None,
         learning_starts: int,
-        batch_size: int,
+        batch_size: int | None,
         seq_len: int,
-        train_freq: int,
+        train_freq: int | None,
         gradient_steps: int,
         gamma: float,
         policy_kwargs: dict[str, Any] | None,
@@ -88,7 +89,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
     ) -> None:
         name = type(self).__name__
         if env is not None:
-            env = self._make_env(env, verbose)
+            env = maybe_make_env(env, verbose)
             # Checked before SB3's constructor, which asserts on unbounded Boxes: a ValueError naming the space.
             check_observation_space(env.observation_space, name)
             ActionAdapter(env.action_space, name)
@@ -107,6 +108,10 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         )
         if env is None:
             self.n_envs = 1  # set_env() after load() compares against it, as in SB3
+        # Defaults that depend on the observations (a CNN update costs far more than an MLP one): the policy's.
+        defaults = getattr(self.policy_class, "agent_defaults", {})
+        batch_size = defaults.get("batch_size", 16) if batch_size is None else batch_size
+        train_freq = defaults.get("train_freq", 1) if train_freq is None else train_freq
         for what, value in (
             ("batch_size", batch_size),
             ("seq_len", seq_len),
@@ -124,12 +129,6 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         self._updates_due = 0.0
         self._latent: Any = None
         self._prev_action: torch.Tensor | None = None
-
-    @staticmethod
-    def _make_env(env: GymEnv | str, verbose: int) -> GymEnv:
-        from stable_baselines3.common.base_class import maybe_make_env
-
-        return maybe_make_env(env, verbose)  # type: ignore[return-value]
 
     def _setup_model(self) -> None:
         """Seed, build the policy from the spaces, and the replay buffer; learners add their optimizers."""

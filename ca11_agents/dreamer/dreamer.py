@@ -4,9 +4,10 @@ One update (:meth:`DreamerAgent.train`)::
 
     replay --(B, T) windows--> RSSM posterior over T steps --> world-model loss (decoder, reward, continue, KL)
            posterior states --> H imagined steps of prior + actor --> rewards, continues, values
-           --> lambda-returns --> actor, by default (actor_grad="dynamics", Dreamer v1): normalised returns,
-                                  bootstrapped from the slow critic, backpropagated through the dynamics;
-                                  or (actor_grad="reinforce", DreamerV3): REINFORCE on advantages / return scale,
+           --> lambda-returns --> actor, by default for Box actions (actor_grad="dynamics", Dreamer v1): normalised
+                                  returns, bootstrapped from the slow critic, backpropagated through the dynamics;
+                                  or (actor_grad="reinforce", DreamerV3; the default for discrete actions):
+                                  REINFORCE on advantages / return scale,
                                   bootstrapped from the critic, imagined episodes ended by the continue head's mode
                               --> critic: two-hot regression on the returns and towards the slow critic, plus
                                           (mc_value_coef > 0) on the real windows' Monte-Carlo episode returns
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.type_aliases import GymEnv
 
 from ca11_agents.common.base import ModelBasedAlgorithm
@@ -32,6 +34,10 @@ from ca11_agents.common.spaces import batch_observation, obs_as_tensor
 from ca11_agents.dreamer.imagination import ReturnNormalizer, frozen, imagine, imagine_sampled, imagined_returns
 from ca11_agents.dreamer.policies import DreamerCnnPolicy, DreamerMultiInputPolicy, DreamerPolicy
 from ca11_agents.world_models.rssm import RSSMState
+
+def _discrete(space: spaces.Space | None) -> bool:
+    return isinstance(space, (spaces.Discrete, spaces.MultiDiscrete))
+
 
 class ActorStep(NamedTuple):
     """What an actor update leaves for the critic's update and the logger (all without graphs)."""
@@ -67,9 +73,12 @@ class DreamerAgent(ModelBasedAlgorithm):
         buffer_size: steps kept in the replay buffer; ``None``: 1,000,000, or fewer where they would take more than
             4 GiB (a 64x64x3 frame takes 12 KiB a step: about 340,000 frames).
         learning_starts: env steps taken with random actions before training starts.
-        batch_size: sequences per update (``B``).
+        batch_size: sequences per update (``B``); ``None``: the policy's CPU-sized default (16 for ``MlpPolicy``, 8
+            for ``CnnPolicy`` and ``MultiInputPolicy``, whose updates pass every frame through a CNN).
         seq_len: steps per sequence (``T``).
-        train_freq: env steps (summed over envs) between rounds of updates.
+        train_freq: env steps (summed over envs) between rounds of updates; ``None``: the policy's default (2 for
+            ``MlpPolicy``, 4 for ``CnnPolicy`` and ``MultiInputPolicy``: a 20,000-step pixel run then takes about half an
+            hour on one CPU core).
         gradient_steps: updates per round: the replay ratio is ``gradient_steps * B * T / train_freq`` replayed
             steps per env step.
         gamma: discount of imagined returns (DreamerV3 uses 0.997, see the ``"v3"`` preset).
@@ -80,9 +89,11 @@ class DreamerAgent(ModelBasedAlgorithm):
             beyond a few hundred starts the actor's gradient barely improves.
         actor_grad: how the actor learns from imagination: ``"dynamics"`` (Dreamer v1: normalised returns
             backpropagated through the world model, bootstrapped from the slow critic; the fastest learner on
-            smooth control such as the pendulum; discrete actions pass it through straight-through one-hot samples) or ``"reinforce"`` (DreamerV3: score-function gradients of
-            normalised advantages, bootstrapped from the critic itself, with the continue head's mode as the end
-            of imagined episodes; no graph through the model, so updates are cheaper).
+            smooth control such as the pendulum; discrete actions pass it through straight-through one-hot
+            samples) or ``"reinforce"`` (DreamerV3: score-function gradients of normalised advantages, bootstrapped
+            from the critic itself, with the continue head's mode as the end of imagined episodes; no graph through
+            the model, so updates are cheaper). ``None``: ``"dynamics"`` for ``Box`` actions, ``"reinforce"`` for
+            discrete ones (as DreamerV3; measured on ``CartPole-v1`` in benchmarks/README.md).
         ent_coef: entropy bonus of the actor (relative to the normalised return).
         normalize_returns: divide imagined returns by DreamerV3's percentile scale before the actor maximises them
             (off: raw returns, as Dreamer v1).
@@ -122,15 +133,15 @@ class DreamerAgent(ModelBasedAlgorithm):
         critic_lr: float = 3e-4,
         buffer_size: int | None = None,
         learning_starts: int = 500,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         seq_len: int = 32,
-        train_freq: int = 2,
+        train_freq: int | None = None,
         gradient_steps: int = 1,
         gamma: float = 0.99,
         return_lambda: float = 0.95,
         imagination_horizon: int = 15,
         imagination_starts: int | None = 128,
-        actor_grad: str = "dynamics",
+        actor_grad: str | None = None,
         ent_coef: float = 3e-4,
         normalize_returns: bool = True,
         critic_tau: float = 0.02,
@@ -170,6 +181,8 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.return_lambda, self.imagination_horizon = return_lambda, imagination_horizon
         self.imagination_starts = imagination_starts
+        if actor_grad is None:
+            actor_grad = "reinforce" if _discrete(getattr(self, "action_space", None)) else "dynamics"
         if actor_grad not in ("reinforce", "dynamics"):
             raise ValueError(f"DreamerAgent: actor_grad must be 'reinforce' or 'dynamics', got {actor_grad!r}")
         for name, value in (("replay_value_coef", replay_value_coef), ("mc_value_coef", mc_value_coef)):

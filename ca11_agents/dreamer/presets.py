@@ -23,6 +23,7 @@ DREAMER_PRESETS: dict[str, dict[str, Any]] = {
             "units": 512,
             "actor_hidden_dims": [512, 512],
             "critic_hidden_dims": [512, 512],
+            "cnn_depth": 32,
         },
     },
 }

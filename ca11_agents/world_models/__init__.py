@@ -2,11 +2,13 @@
 
 - :class:`VariationalAutoencoder`, :class:`LatentDynamicsModel`, :class:`RewardModel` and :class:`WorldModel`,
   which assembles them;
-- :class:`RecurrentStateSpaceModel` and its :class:`RSSMState`, shared with Dreamer;
+- :class:`RecurrentStateSpaceModel` and its :class:`RSSMState`, shared with Dreamer, with encoders and decoders
+  built from the observation space (:func:`build_encoder`, :func:`build_decoder`: MLP, CNN, one per ``Dict`` key);
 - :class:`WorldModelTrainer` and :class:`RSSMTrainer`, the training drivers (one :class:`Trainer` base).
 """
 
 from ca11_agents.world_models.dynamics import Ensemble, LatentDynamicsModel
+from ca11_agents.world_models.encoders import build_decoder, build_encoder, check_observation_space
 from ca11_agents.world_models.reward_model import RewardModel
 from ca11_agents.world_models.rssm import RecurrentStateSpaceModel, RSSMState
 from ca11_agents.world_models.trainers import RSSMTrainer, Trainer, WorldModelTrainer
@@ -25,4 +27,7 @@ __all__ = [
     "RSSMTrainer",
     "Ensemble",
     "RunningMeanStd",
+    "build_encoder",
+    "build_decoder",
+    "check_observation_space",
 ]

@@ -91,6 +91,10 @@ class NormGRUCell(nn.Module):
         return update * cand + (1.0 - update) * h
 
 
+#: Dynamics cores by name, for :class:`RecurrentStateSpaceModel`'s ``core`` (a name keeps checkpoints JSON).
+DYNAMICS_CORES: dict[str, Callable[[int, int], nn.Module]] = {"gru": NormGRUCell}
+
+
 class RecurrentStateSpaceModel(nn.Module):
     """An RSSM world model: encoder, recurrent dynamics, prior and posterior, and the decoder, reward and continue
     heads, with the DreamerV3 loss (:meth:`loss`).
@@ -100,8 +104,8 @@ class RecurrentStateSpaceModel(nn.Module):
     * the **encoder** (observations -> embeddings; an MLP for vectors, a CNN for images, one per key for dicts);
     * the **representation loss**, the ``decoder``: any module with ``loss(features, obs) -> (...)`` (reconstruction
       today; a decoder-free, e.g. contrastive, objective plugs in here) and ``forward(features)`` for predictions;
-    * the **dynamics core**: ``core(input_dim, hidden_dim)`` building a module ``(x (B, I), h (B, H)) -> h (B, H)``
-      (default: :class:`NormGRUCell`).
+    * the **dynamics core**: a name in :data:`DYNAMICS_CORES` (``"gru"``: :class:`NormGRUCell`) or a factory
+      ``core(input_dim, hidden_dim)`` building a module ``(x (B, I), h (B, H)) -> h (B, H)``.
 
     Args:
         obs_dim: observation size, or the observation space (a ``Box`` or a ``Dict``) to build the encoder and
@@ -122,7 +126,7 @@ class RecurrentStateSpaceModel(nn.Module):
         cnn_depth: channels of the first convolution of image encoders and decoders (doubled at each stage).
         encoder: a module replacing the one built from ``obs_dim`` (it needs an int attribute ``embed_dim``).
         decoder: a module replacing the decoder built from ``obs_dim`` (see above).
-        core: the dynamics core's factory (see above).
+        core: the dynamics core, by name or factory (see above).
     """
 
     def __init__(
@@ -145,7 +149,7 @@ class RecurrentStateSpaceModel(nn.Module):
         cnn_depth: int = 16,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
-        core: Callable[[int, int], nn.Module] | None = None,
+        core: str | Callable[[int, int], nn.Module] = "gru",
     ) -> None:
         super().__init__()
         space = obs_dim if isinstance(obs_dim, spaces.Space) else None
@@ -177,7 +181,9 @@ class RecurrentStateSpaceModel(nn.Module):
         self.encoder = encoder if encoder is not None else build_encoder(space, **parts)
         embed_dim = int(self.encoder.embed_dim)
         self.img_in = mlp(state_dim + action_dim, 0, [units])
-        self.gru = (core or NormGRUCell)(units, hidden_dim)
+        if isinstance(core, str) and core not in DYNAMICS_CORES:
+            raise ValueError(f"RecurrentStateSpaceModel: unknown core {core!r} (known: {sorted(DYNAMICS_CORES)})")
+        self.gru = (DYNAMICS_CORES[core] if isinstance(core, str) else core)(units, hidden_dim)
         self.prior_net = mlp(hidden_dim, latent_params, [units])
         self.post_net = mlp(hidden_dim + embed_dim, latent_params, [units])
         self.decoder = decoder if decoder is not None else build_decoder(space, self.feature_dim, **parts)

@@ -1,0 +1,75 @@
+"""The RSSM's pluggable parts: encoder and decoder from the space, the representation loss and the dynamics core."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from ca11_agents import DreamerAgent
+from ca11_agents.world_models.encoders import CNNEncoder, MLPEncoder
+from ca11_agents.world_models.rssm import RecurrentStateSpaceModel
+
+SMALL = dict(state_dim=8, hidden_dim=16, classes=4, units=16, reward_bins=31)
+
+
+def batch(obs: torch.Tensor | dict, b: int = 2, t: int = 5, a: int = 2) -> dict:
+    return {"observations": obs, "actions": torch.rand(b, t, a) * 2 - 1, "rewards": torch.rand(b, t),
+            "terminated": torch.zeros(b, t), "is_first": torch.zeros(b, t)}  # fmt: skip
+
+
+def test_the_space_chooses_the_encoder_and_the_loss_trains_on_frames():
+    space = spaces.Box(0, 255, (3, 16, 16), np.uint8)
+    rssm = RecurrentStateSpaceModel(space, 2, cnn_depth=4, **SMALL)
+    assert isinstance(rssm.encoder, CNNEncoder)
+    assert isinstance(RecurrentStateSpaceModel(4, 2, **SMALL).encoder, MLPEncoder)
+    frames = torch.randint(0, 256, (2, 5, 3, 16, 16), dtype=torch.uint8)
+    loss, terms, post = rssm.loss_terms(batch(frames))
+    loss.backward()
+    assert post.deter.shape == (2, 5, 16) and torch.isfinite(loss)
+    assert all(p.grad is not None for p in rssm.encoder.parameters())
+    assert rssm.decode(rssm.features(post)).shape == (2, 5, 3, 16, 16)
+
+
+class ProjectionLoss(nn.Module):
+    """A decoder-free representation loss: features must predict a fixed random projection of the observation."""
+
+    def __init__(self, feature_dim: int, obs_dim: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(feature_dim, 3)
+        self.register_buffer("proj", torch.randn(obs_dim, 3))
+        self.calls = 0
+
+    def loss(self, features: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return (self.head(features) - obs @ self.proj).pow(2).sum(-1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+
+def test_a_representation_loss_and_a_dynamics_core_plug_in():
+    rssm = RecurrentStateSpaceModel(
+        4, 2, decoder=ProjectionLoss(16 + 8, 4), core=nn.GRUCell, **SMALL
+    )
+    assert isinstance(rssm.gru, nn.GRUCell)
+    loss, terms, _ = rssm.loss_terms(batch(torch.randn(2, 5, 4)))
+    loss.backward()
+    assert rssm.decoder.calls == 1 and rssm.decoder.head.weight.grad is not None
+    assert rssm.gru.weight_hh.grad is not None
+    with pytest.raises(ValueError, match="unknown core 'lstm'"):
+        RecurrentStateSpaceModel(4, 2, core="lstm", **SMALL)
+
+
+def test_rssm_arguments_reach_the_agent_and_its_checkpoint(tmp_path):
+    kwargs = dict(policy_kwargs=dict(hidden_dim=16, state_dim=16, classes=4, units=16, actor_hidden_dims=[16],
+                                     critic_hidden_dims=[16], bins=31, rssm_kwargs={"layers": 2, "core": "gru"}))  # fmt: skip
+    agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=20, batch_size=2, seq_len=4,
+                         imagination_horizon=2, train_freq=8, **kwargs).learn(40)  # fmt: skip
+    assert len([m for m in agent.policy.rssm.encoder if isinstance(m, nn.Linear)]) == 2
+    agent.save(tmp_path / "a.zip")
+    loaded = DreamerAgent.load(tmp_path / "a.zip")
+    obs = np.zeros(3, np.float32)
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
