@@ -6,7 +6,8 @@ Usage::
         [--variant NAME='{"mc_value_coef": 0.0}' ...]
 
 The policy alias follows the env's observation space (``CnnPolicy`` for ``CA11/PixelPendulum-v0``). Each configuration
-fills its replay buffer with ``--fill`` random env steps (so it holds finished episodes), warms up with 20 updates, then times ``--updates`` calls of :meth:`DreamerAgent.train` on one torch thread; the figure is the
+fills its replay buffer with ``--fill`` random env steps (so it holds finished episodes), warms up with 20 updates,
+then times ``--updates`` calls of :meth:`DreamerAgent.train` on one torch thread; the figure is the
 best of ``--repeats`` such runs (the configurations take turns, so a slow phase of the machine hits all of them).
 """
 

@@ -273,3 +273,13 @@ def test_every_preset_builds_and_acts(preset):
     agent = DreamerAgent("MlpPolicy", "CA11/ContinuousPendulum-v0", seed=0, **DREAMER_PRESETS[preset])
     action, state = agent.predict(np.zeros(3, np.float32), deterministic=True)
     assert action.shape == (1,) and state[0].shape == (1, agent.policy.rssm.hidden_dim)
+
+
+def test_load_then_set_env_then_learn_as_in_sb3(trained, tmp_path):
+    trained.save(tmp_path / "agent.zip")
+    agent = DreamerAgent.load(tmp_path / "agent.zip")
+    with pytest.raises(ValueError, match="needs an env"):
+        agent.learn(10)
+    agent.set_env(gym.make("Pendulum-v1"))
+    agent.learn(60, reset_num_timesteps=False)
+    assert agent.num_timesteps == 360 and agent._n_updates > trained._n_updates

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from ca11_agents.common.replay import SequenceReplayBuffer, _rng_bytes
 
@@ -81,3 +82,43 @@ def test_buffers_saved_without_returns_still_load(tmp_path):
     loaded.load(tmp_path / "old.npz")
     np.testing.assert_array_equal(loaded.data["observations"], buffer.data["observations"])
     assert np.isnan(loaded.data["returns"]).all()
+
+
+def test_frames_and_dicts_keep_their_dtypes_through_save_and_load(tmp_path):
+    from gymnasium import spaces
+
+    space = spaces.Dict({"pixels": spaces.Box(0, 255, (3, 8, 8), np.uint8), "state": spaces.Box(-1, 1, (2,))})
+    buffer = SequenceReplayBuffer(capacity=20, observation_space=space, action_dim=2, seed=0)
+    assert SequenceReplayBuffer.bytes_per_step(space, 2) == 3 * 8 * 8 + 2 * 4 + 2 * 4 + 16
+    for t in range(12):
+        obs = {"pixels": np.full((1, 3, 8, 8), t, np.uint8), "state": np.full((1, 2), t / 10, np.float32)}
+        buffer.add(obs, np.zeros((1, 2)), np.ones(1), np.zeros(1), np.array([t == 0]))
+    batch = buffer.sample(4, 5)
+    pixels = batch["observations"]["pixels"]
+    assert pixels.dtype == torch.uint8 and pixels.shape == (4, 5, 3, 8, 8)
+    assert batch["observations"]["state"].dtype == torch.float32
+    buffer.save(tmp_path / "replay.npz")
+    loaded = SequenceReplayBuffer(capacity=20, observation_space=space, action_dim=2)
+    loaded.load(tmp_path / "replay.npz")
+    for key, value in buffer.data.items():
+        np.testing.assert_array_equal(loaded.data[key], value)
+    # a buffer of float frames is another layout: named, and the buffer is left as it was
+    floats = SequenceReplayBuffer(capacity=20, observation_space=spaces.Box(0, 255, (3, 8, 8), np.float32),
+                                  action_dim=2)  # fmt: skip
+    floats.save(tmp_path / "floats.npz")
+    with pytest.raises(ValueError, match="observations"):
+        loaded.load(tmp_path / "floats.npz")
+    np.testing.assert_array_equal(loaded.data["observations.pixels"], buffer.data["observations.pixels"])
+
+
+def test_a_compressed_member_that_would_inflate_is_refused_before_reading(tmp_path):
+    buffer = SequenceReplayBuffer(capacity=30, observation_space=2, action_dim=1, seed=0)
+    fill(buffer, 10)
+    buffer.save(tmp_path / "replay.npz")
+    with np.load(tmp_path / "replay.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["observations"] = np.zeros((1, 30_000_000, 2), np.float32)  # 240 MB that zip to a few hundred kB
+    np.savez_compressed(tmp_path / "bomb.npz", **arrays)
+    assert (tmp_path / "bomb.npz").stat().st_size < 2_000_000
+    with pytest.raises(ValueError, match="bomb.npz"):
+        buffer.load(tmp_path / "bomb.npz")

@@ -64,8 +64,8 @@ def test_a_representation_loss_and_a_dynamics_core_plug_in():
 
 
 def test_rssm_arguments_reach_the_agent_and_its_checkpoint(tmp_path):
-    kwargs = dict(policy_kwargs=dict(hidden_dim=16, state_dim=16, classes=4, units=16, actor_hidden_dims=[16],
-                                     critic_hidden_dims=[16], bins=31, rssm_kwargs={"layers": 2, "core": "gru"}))  # fmt: skip
+    sizes = dict(hidden_dim=16, state_dim=16, classes=4, units=16, actor_hidden_dims=[16], critic_hidden_dims=[16])
+    kwargs = dict(policy_kwargs=dict(**sizes, bins=31, rssm_kwargs={"layers": 2, "core": "gru"}))
     agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=20, batch_size=2, seq_len=4,
                          imagination_horizon=2, train_freq=8, **kwargs).learn(40)  # fmt: skip
     assert len([m for m in agent.policy.rssm.encoder if isinstance(m, nn.Linear)]) == 2

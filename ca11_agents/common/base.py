@@ -54,6 +54,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         buffer_size: steps kept in the replay buffer; ``None`` for 1,000,000 or what fits in
             :data:`DEFAULT_REPLAY_BYTES` (whichever is smaller: pixel observations take 12 KiB a step).
         learning_starts: env steps taken with random actions before training starts.
+        learning_rate: the world model's learning rate; ``None``: the policy class's ``agent_defaults``.
         batch_size: sequences per update (``B``); ``None``: the policy class's ``agent_defaults``.
         seq_len: steps per sequence (``T``).
         train_freq: env steps (summed over envs) between rounds of updates; ``None``: the policy class's
@@ -71,7 +72,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         self,
         policy: str | type[RecurrentLatentPolicy],
         env: GymEnv | str | None,
-        learning_rate: float,
+        learning_rate: float | None,
         *,
         buffer_size: int | None,
         learning_starts: int,
@@ -88,6 +89,13 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         device: torch.device | str,
     ) -> None:
         name = type(self).__name__
+        # Defaults that depend on the observations (a CNN world model wants a smaller learning rate, and its updates
+        # cost far more than an MLP's): the policy class's ``agent_defaults``.
+        policy_class = self.policy_aliases.get(policy) if isinstance(policy, str) else policy
+        defaults = getattr(policy_class, "agent_defaults", {})
+        learning_rate = defaults.get("learning_rate", 1e-3) if learning_rate is None else learning_rate
+        batch_size = defaults.get("batch_size", 16) if batch_size is None else batch_size
+        train_freq = defaults.get("train_freq", 1) if train_freq is None else train_freq
         if env is not None:
             env = maybe_make_env(env, verbose)
             # Checked before SB3's constructor, which asserts on unbounded Boxes: a ValueError naming the space.
@@ -108,10 +116,6 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         )
         if env is None:
             self.n_envs = 1  # set_env() after load() compares against it, as in SB3
-        # Defaults that depend on the observations (a CNN update costs far more than an MLP one): the policy's.
-        defaults = getattr(self.policy_class, "agent_defaults", {})
-        batch_size = defaults.get("batch_size", 16) if batch_size is None else batch_size
-        train_freq = defaults.get("train_freq", 1) if train_freq is None else train_freq
         for what, value in (
             ("batch_size", batch_size),
             ("seq_len", seq_len),

@@ -43,7 +43,11 @@ class RecurrentLatentPolicy(BasePolicy):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         name = type(self).__name__
         check_observation_space(observation_space, name)
-        kind = "dict" if isinstance(observation_space, spaces.Dict) else "image" if is_image(observation_space) else "vector"
+        kind = "vector"
+        if isinstance(observation_space, spaces.Dict):
+            kind = "dict"
+        elif is_image(observation_space):
+            kind = "image"
         if self.alias_for is not None and kind != self.alias_for:
             raise ValueError(
                 f"{name} is for {self.alias_for} observations, got {kind} observations {observation_space}: "

@@ -145,11 +145,12 @@ class CategoricalLatentActor(nn.Module):
     def log_prob(self, features: Tensor, pre: Tensor) -> Tensor:
         """Log-probability ``(...)`` of one-hot actions ``pre`` ``(..., sum(nvec))``."""
         chosen = pre.split(self.nvec, -1)
-        return sum((c * torch.log(p)).sum(-1) for c, p in zip(chosen, self._probs(features)))  # type: ignore[return-value]
+        terms = [(c * torch.log(p)).sum(-1) for c, p in zip(chosen, self._probs(features))]
+        return torch.stack(terms, 0).sum(0)
 
     def entropy(self, features: Tensor) -> Tensor:
         """Entropy ``(...)`` of the action distribution (summed over blocks)."""
-        return sum(-(p * torch.log(p)).sum(-1) for p in self._probs(features))  # type: ignore[return-value]
+        return torch.stack([-(p * torch.log(p)).sum(-1) for p in self._probs(features)], 0).sum(0)
 
     def act(self, features: Tensor, deterministic: bool = False) -> Tensor:
         """One-hot actions only, for acting and for the imagination demo."""

@@ -67,7 +67,8 @@ class DreamerAgent(ModelBasedAlgorithm):
             :class:`ca11_gym.wrappers.PixelObservation` makes them), ``"MultiInputPolicy"`` (a ``Dict`` of those),
             or a :class:`DreamerPolicy` subclass (the class holding the networks).
         env: an env id, a ``gym.Env`` or a VecEnv (several envs are supported).
-        learning_rate: the world model's learning rate.
+        learning_rate: the world model's learning rate; ``None``: 1e-3 for ``MlpPolicy``, 3e-4 for ``CnnPolicy`` and
+            ``MultiInputPolicy`` (a CNN world model at 1e-3 stays on the mean image for thousands of updates).
         actor_lr: the actor's learning rate.
         critic_lr: the critic's learning rate.
         buffer_size: steps kept in the replay buffer; ``None``: 1,000,000, or fewer where they would take more than
@@ -77,8 +78,8 @@ class DreamerAgent(ModelBasedAlgorithm):
             for ``CnnPolicy`` and ``MultiInputPolicy``, whose updates pass every frame through a CNN).
         seq_len: steps per sequence (``T``).
         train_freq: env steps (summed over envs) between rounds of updates; ``None``: the policy's default (2 for
-            ``MlpPolicy``, 4 for ``CnnPolicy`` and ``MultiInputPolicy``: a 20,000-step pixel run then takes about half an
-            hour on one CPU core).
+            ``MlpPolicy``, 4 for ``CnnPolicy`` and ``MultiInputPolicy``: a 20,000-step pixel run then takes about
+            half an hour on one CPU core).
         gradient_steps: updates per round: the replay ratio is ``gradient_steps * B * T / train_freq`` replayed
             steps per env step.
         gamma: discount of imagined returns (DreamerV3 uses 0.997, see the ``"v3"`` preset).
@@ -128,7 +129,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         self,
         policy: str | type[DreamerPolicy] = "MlpPolicy",
         env: GymEnv | str | None = None,
-        learning_rate: float = 1e-3,
+        learning_rate: float | None = None,
         actor_lr: float = 3e-4,
         critic_lr: float = 3e-4,
         buffer_size: int | None = None,
