@@ -17,7 +17,7 @@ from typing import Any, Union
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import maybe_transpose
+from stable_baselines3.common.preprocessing import is_image_space, maybe_transpose
 
 #: An observation batch: an array ``(n, ...)`` or, for a ``Dict`` space, a dict of them.
 ObsBatch = Union[np.ndarray, dict[str, np.ndarray]]
@@ -172,14 +172,8 @@ class ActionAdapter:
 
 # ------------------------------------------------------------------------------------------------ observations
 def is_image(space: spaces.Space) -> bool:
-    """Whether ``space`` is an image ``Box`` (3-D uint8 in ``[0, 255]``, either channel order)."""
-    return (
-        isinstance(space, spaces.Box)
-        and len(space.shape) == 3
-        and space.dtype == np.uint8
-        and bool(np.all(space.low == 0))
-        and bool(np.all(space.high == 255))
-    )
+    """Whether ``space`` is an image ``Box`` (3-D uint8 in ``[0, 255]``, either channel order): SB3's test."""
+    return is_image_space(space, check_channels=False)
 
 
 def storage_dtype(space: spaces.Box) -> np.dtype:
