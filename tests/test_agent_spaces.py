@@ -1,9 +1,10 @@
-"""SB3's contract on every space a user brings: vectors, pixels and dicts, continuous and discrete actions.
+"""SB3's contract for every ca11 learner on every space a user brings: vectors, pixels and dicts, continuous and
+discrete actions.
 
-Each case trains a tiny DreamerAgent through the shared learner loop, then checks what users rely on: recurrent
-``predict`` in the env's own action space and dtype, ``evaluate_policy``, callbacks, safe ``save``/``load`` with
-identical predictions, replay save/load and resume, uint8 frames in replay, and clear errors for what is not
-supported.
+Each case trains a tiny learner (Dreamer, the world-model planner, the RSSM planner) through the shared learner
+loop, then checks what users rely on: recurrent ``predict`` in the env's own action space and dtype,
+``evaluate_policy``, callbacks, safe ``save``/``load`` with identical predictions, replay save/load and resume, uint8
+frames in replay, and clear errors for what is not supported.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
-from ca11_agents import DreamerAgent
+from ca11_agents import DreamerAgent, RSSMAgent, WorldModelAgent
 from ca11_agents.common.spaces import ActionAdapter, space_from_json, space_to_json
 from ca11_gym.wrappers import PixelObservation
 
@@ -37,6 +38,31 @@ TINY = dict(
 )
 
 
+_TINY_PLANNER = dict(horizon=3, planner_kwargs=dict(candidates=8, elites=2, iterations=2))
+#: Each learner with its tiny settings and the observation kinds it takes.
+LEARNERS = {
+    "dreamer": (DreamerAgent, TINY, ("mlp", "cnn", "dict")),
+    "rssm": (
+        RSSMAgent,
+        dict(
+            learning_starts=40, batch_size=3, seq_len=6, train_freq=8, buffer_size=400, **_TINY_PLANNER,
+            policy_kwargs=dict(hidden_dim=16, state_dim=16, classes=4, units=16, bins=31, cnn_depth=4),
+        ),
+        ("mlp", "cnn", "dict"),
+    ),
+    "world_model": (
+        WorldModelAgent,
+        dict(
+            learning_starts=40, batch_size=4, seq_len=4, train_freq=8, buffer_size=400, **_TINY_PLANNER,
+            policy_kwargs=dict(
+                latent_dim=4, vae_hidden_dims=[16], dynamics_hidden_dims=[16], reward_hidden_dims=[16], ensemble_size=2
+            ),
+        ),
+        ("mlp",),
+    ),
+}
+
+
 def pixels(env_id: str, include_state: bool = False, size: int = 16) -> gym.Env:
     return PixelObservation(gym.make(env_id, render_mode="rgb_array"), size=size, include_state=include_state)
 
@@ -52,14 +78,21 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
+@pytest.fixture(
+    scope="module",
+    params=[(learner, name) for learner, (_, _, kinds) in LEARNERS.items() for name in sorted(CASES)
+            if name.split("-")[0] in kinds],  # fmt: skip
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def case(request):
-    alias, make = CASES[request.param]
-    agent = DreamerAgent(alias, make(), seed=0, **TINY).learn(100)
-    return request.param, alias, make, agent
+    learner, name = request.param
+    cls, tiny, _ = LEARNERS[learner]
+    alias, make = CASES[name]
+    agent = cls(alias, make(), seed=0, **tiny).learn(100)
+    return name, alias, make, agent
 
 
-def play(agent: DreamerAgent, env: gym.Env, steps: int = 8, seed: int = 3) -> list[np.ndarray]:
+def play(agent, env: gym.Env, steps: int = 8, seed: int = 3) -> list[np.ndarray]:
     obs, _ = env.reset(seed=seed)
     state, start, actions = None, np.ones(1, bool), []
     for _ in range(steps):
@@ -86,7 +119,9 @@ def test_evaluate_policy_and_callbacks(case, tmp_path):
     mean, _ = evaluate_policy(agent, Monitor(make()), n_eval_episodes=1)
     assert np.isfinite(mean)
     checkpoints = CheckpointCallback(save_freq=30, save_path=str(tmp_path), name_prefix="agent")
-    DreamerAgent(alias, make(), seed=1, **TINY).learn(60, callback=checkpoints)
+    cls = type(agent)
+    tiny = next(t for c, t, _ in LEARNERS.values() if c is cls)
+    cls(alias, make(), seed=1, **tiny).learn(60, callback=checkpoints)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["agent_30_steps.zip", "agent_60_steps.zip"]
 
 
@@ -94,7 +129,7 @@ def test_save_load_predicts_the_same_and_resumes_with_its_replay(case, tmp_path)
     _, _, make, agent = case
     agent.save(tmp_path / "agent.zip")
     agent.save_replay_buffer(tmp_path / "replay.npz")
-    loaded = DreamerAgent.load(tmp_path / "agent.zip", env=make())
+    loaded = type(agent).load(tmp_path / "agent.zip", env=make())
     for a, b in zip(play(agent, make()), play(loaded, make())):
         np.testing.assert_array_equal(a, b)
     loaded.load_replay_buffer(tmp_path / "replay.npz")
@@ -183,10 +218,18 @@ class _Spaces(gym.Env):
         (spaces.Box(-1, 1, (3,)), spaces.Box(-1, 1, (2, 2)), "not a flat Box"),
     ],
 )
-def test_unsupported_spaces_are_named(observation_space, action_space, named):
+@pytest.mark.parametrize("learner", sorted(LEARNERS))
+def test_unsupported_spaces_are_named(observation_space, action_space, named, learner):
     with pytest.raises(ValueError, match=named) as info:
-        DreamerAgent("MlpPolicy", _Spaces(observation_space, action_space))
+        LEARNERS[learner][0]("MlpPolicy", _Spaces(observation_space, action_space))
     assert "supported" in str(info.value)
+
+
+def test_the_world_model_planner_names_what_it_cannot_take():
+    with pytest.raises(ValueError, match=r'flat vector observations.*RSSMAgent\("CnnPolicy"\)'):
+        WorldModelAgent("MlpPolicy", pixels("CA11/ContinuousPendulum-v0"))
+    with pytest.raises(ValueError, match="unknown policy|CnnPolicy"):
+        WorldModelAgent("CnnPolicy", "Pendulum-v1")
 
 
 def test_the_alias_must_fit_the_observations():

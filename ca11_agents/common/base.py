@@ -258,6 +258,8 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         if self.ep_info_buffer:
             self.logger.record("rollout/ep_rew_mean", safe_mean([ep["r"] for ep in self.ep_info_buffer]))
             self.logger.record("rollout/ep_len_mean", safe_mean([ep["l"] for ep in self.ep_info_buffer]))
+        for key, value in self.policy.stats().items():
+            self.logger.record(key, value)
         if metrics:
             # One device-to-host copy per log line, not one per update.
             means = torch.stack([torch.stack(v).float().mean() for v in metrics.values()]).cpu().tolist()

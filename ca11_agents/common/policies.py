@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 from ca11_agents.common.spaces import ActionAdapter, batch_observation, is_image, obs_as_tensor
 from ca11_agents.world_models.encoders import check_observation_space
-from ca11_agents.world_models.rssm import RSSMState
+from ca11_agents.world_models.rssm import RecurrentStateSpaceModel, RSSMState
 
 _ALIASES = {"vector": "MlpPolicy", "image": "CnnPolicy", "dict": "MultiInputPolicy"}
 
@@ -75,6 +75,10 @@ class RecurrentLatentPolicy(BasePolicy):
             deterministic: act on the mode.
         """
 
+    def stats(self) -> dict[str, float]:
+        """Figures for the logger since the previous call (e.g. planned actions per second), by logger key."""
+        return {}
+
     def pack_state(self, state: RSSMState) -> tuple[np.ndarray, ...]:
         """The latent as NumPy arrays for ``predict``'s carried state (an RSSM's ``deter`` and ``stoch``)."""
         return state.deter.cpu().numpy(), state.stoch.cpu().numpy()
@@ -124,3 +128,71 @@ class RecurrentLatentPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {"observation_space": self.observation_space, "action_space": self.action_space}
+
+
+class RSSMLatentPolicy(RecurrentLatentPolicy):
+    """A :class:`RecurrentLatentPolicy` whose latent is the state of an RSSM world model built from the spaces
+    (the policy of every learner on an RSSM: Dreamer adds an actor and critics, the RSSM planner a planner).
+
+    Args:
+        observation_space: a vector or image ``Box``, or a ``Dict`` of them (the RSSM's encoder and decoder are
+            built from it: an MLP for vectors, a CNN for images, one per key for a ``Dict``).
+        action_space: a flat ``Box`` (rescaled to ``[-1, 1]``), ``Discrete`` or ``MultiDiscrete``.
+        hidden_dim: the RSSM's deterministic state size.
+        state_dim: the RSSM's stochastic state size (``groups * classes`` for categorical latents).
+        classes: classes per categorical latent group.
+        latent: ``"categorical"`` (DreamerV3) or ``"gaussian"``.
+        units: width of the world model's MLPs.
+        bins: two-hot buckets of the reward head.
+        unimix: uniform mixture of the categorical latents.
+        free_bits: KL clip in nats.
+        symlog_obs: encode and reconstruct symlog vector observations.
+        cnn_depth: channels of the first convolution of image encoders (doubled at each of the stages down to
+            4x4) and of the last one of their decoders.
+        rssm_kwargs: further arguments of :class:`RecurrentStateSpaceModel` (``layers``, ``dyn_scale``,
+            ``rep_scale``, ``core`` by name, ...), forwarded as they are.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        hidden_dim: int = 128,
+        state_dim: int = 64,
+        classes: int = 8,
+        latent: str = "categorical",
+        units: int = 128,
+        bins: int = 255,
+        unimix: float = 0.01,
+        free_bits: float = 1.0,
+        symlog_obs: bool = True,
+        cnn_depth: int = 8,
+        rssm_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        self.rssm = RecurrentStateSpaceModel(
+            observation_space,
+            self.actions.dim,
+            state_dim,
+            hidden_dim,
+            latent=latent,
+            classes=classes,
+            units=units,
+            reward_bins=bins,
+            unimix=unimix,
+            free_bits=free_bits,
+            symlog_obs=symlog_obs,
+            cnn_depth=cnn_depth,
+            **(rssm_kwargs or {}),
+        )
+
+    def initial_state(self, n_envs: int) -> RSSMState:
+        """The state before any observation (as tensors)."""
+        return self.rssm.initial_state(n_envs)
+
+    def filter(
+        self, obs: Any, state: RSSMState, prev_action: torch.Tensor, is_first: torch.Tensor, deterministic: bool
+    ) -> RSSMState:
+        """One observation per env folded into the latent (the posterior; its mode if ``deterministic``)."""
+        return self.rssm.obs_step(state, prev_action, self.rssm.embed(obs), is_first, deterministic)

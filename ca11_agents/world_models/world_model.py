@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ca11_agents.world_models.dynamics import LatentDynamicsModel
@@ -67,6 +68,8 @@ class WorldModel(nn.Module):
         prediction_scale: float = 1.0,
         latent_scale: float = 1.0,
         reward_scale: float = 1.0,
+        continue_model: RewardModel | None = None,
+        continue_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if not vae.latent_dim == dynamics.latent_dim == reward_model.latent_dim:
@@ -86,6 +89,15 @@ class WorldModel(nn.Module):
         self.latent_scale = latent_scale
         self.reward_scale = reward_scale
         self.reward_normalizer = RunningMeanStd(())
+        if continue_model is not None and (
+            continue_model.latent_dim != vae.latent_dim or continue_model.action_dim != dynamics.action_dim
+        ):
+            raise ValueError(
+                f"WorldModel: the continue model takes ({continue_model.latent_dim}, {continue_model.action_dim}), "
+                f"the world model has latents of {vae.latent_dim} and actions of {dynamics.action_dim}"
+            )
+        self.continue_model = continue_model
+        self.continue_scale = continue_scale
 
     @property
     def obs_dim(self) -> int:
@@ -118,6 +130,13 @@ class WorldModel(nn.Module):
     def predict_reward(self, z: Tensor, action: Tensor) -> Tensor:
         """The expected reward ``(...)`` of taking ``action`` in latent state ``z``, in reward units."""
         return self.reward_normalizer.denormalize(self.reward_model(z, action))
+
+    def predict_continue(self, z: Tensor, action: Tensor) -> Tensor:
+        """The probability ``(...)`` that the episode goes on after taking ``action`` in ``z`` (1 without a
+        ``continue_model``)."""
+        if self.continue_model is None:
+            return torch.ones(z.shape[:-1], device=z.device, dtype=z.dtype)
+        return torch.sigmoid(self.continue_model(z, action))
 
     def predict_next_state_and_reward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """One step from observations ``(..., obs_dim)`` and actions ``(..., action_dim)`` (anchored at ``obs``, see
@@ -197,30 +216,41 @@ class WorldModel(nn.Module):
             )
         return obs, actions, rewards, next_obs
 
-    def loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        """The training loss on a batch of transitions (see the class docstring).
+    def loss_terms(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training loss on a batch of transitions (see the class docstring) and its terms, as tensors.
 
         Args:
             batch: float tensors ``observations`` ``(..., O)``, ``actions`` ``(..., A)``, ``rewards`` ``(...)`` or
-                ``(..., 1)`` and ``next_observations`` ``(..., O)``; other keys are ignored.
+                ``(..., 1)`` and ``next_observations`` ``(..., O)``; optionally ``valid`` ``(...)``, 0 where
+                ``next_observations`` is not the successor (an episode's last step: only its observation, reward and
+                end train the model), and ``terminated`` ``(...)``, which trains the ``continue_model``; other keys
+                are ignored.
 
         Returns:
-            ``(loss, metrics)`` with float metrics ``loss``, ``reconstruction_loss``, ``kl_loss``,
-            ``prediction_loss``, ``latent_loss`` and ``reward_loss``.
+            ``(loss, terms)`` with ``loss``, ``reconstruction_loss``, ``kl_loss``, ``prediction_loss``,
+            ``latent_loss``, ``reward_loss`` (and ``continue_loss`` with a continue model).
         """
         obs, actions, rewards, next_obs = self._check_batch(batch)
+        valid = batch.get("valid")
+        if valid is not None:
+            valid = valid.float().reshape(rewards.shape)
+
+        def masked_mean(x: Tensor) -> Tensor:  # x (...) -> scalar, over the transitions with a successor
+            return x.mean() if valid is None else (x * valid).sum() / valid.sum().clamp_min(1.0)
+
         if self.training:  # statistics follow the training data only
-            self.vae.normalizer.update(torch.cat([obs, next_obs]))
+            successors = next_obs if valid is None else next_obs[valid > 0]
+            self.vae.normalizer.update(torch.cat([obs.reshape(-1, self.obs_dim), successors.reshape(-1, self.obs_dim)]))
             self.reward_normalizer.update(rewards)
         elbo = self.vae.elbo_terms(obs)
         z = elbo.z
         with torch.no_grad():
             target = self.vae.encode(next_obs)[0]
         means, stds = self.dynamics.members(z, actions)  # (E, ..., L)
-        latent_loss = self.dynamics.prediction_loss(means, stds, target).mean()
+        latent_loss = masked_mean(self.dynamics.prediction_loss(means, stds, target))
         change = self.vae.normalizer.normalize(next_obs) - self.vae.normalizer.normalize(obs)
         predicted_change = self.vae.decode_normalized(means) - elbo.reconstruction  # (E, ..., O)
-        prediction_loss = (predicted_change - change).pow(2).sum(-1).mean()
+        prediction_loss = masked_mean((predicted_change - change).pow(2).sum(-1).mean(0))
         reward_loss = (self.reward_model(z, actions) - self.reward_normalizer.normalize(rewards)).pow(2).mean()
         loss = (
             elbo.reconstruction_loss
@@ -229,7 +259,7 @@ class WorldModel(nn.Module):
             + self.latent_scale * latent_loss
             + self.reward_scale * reward_loss
         )
-        metrics = {
+        terms = {
             "loss": loss,
             "reconstruction_loss": elbo.reconstruction_loss,
             "kl_loss": elbo.kl,
@@ -237,4 +267,14 @@ class WorldModel(nn.Module):
             "latent_loss": latent_loss,
             "reward_loss": reward_loss,
         }
-        return loss, {k: v.item() for k, v in metrics.items()}
+        if self.continue_model is not None and "terminated" in batch:
+            alive = 1.0 - batch["terminated"].float().reshape(rewards.shape)
+            continue_loss = F.binary_cross_entropy_with_logits(self.continue_model(z, actions), alive)
+            terms["loss"] = loss = loss + self.continue_scale * continue_loss
+            terms["continue_loss"] = continue_loss
+        return loss, terms
+
+    def loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """:meth:`loss_terms` with the terms as floats: ``(loss, metrics)``."""
+        loss, terms = self.loss_terms(batch)
+        return loss, {k: float(v.detach()) for k, v in terms.items()}

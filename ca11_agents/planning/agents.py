@@ -1,0 +1,325 @@
+"""The learners that plan: ``WorldModelAgent`` (PETS-style ensemble MPC) and ``RSSMAgent`` (PlaNet-style MPC).
+
+Both run the one learner loop (:meth:`ca11_agents.common.base.ModelBasedAlgorithm.learn`): the loop acts through
+the policy's planner (:mod:`ca11_agents.planning.policies`) and calls :meth:`train`, which here is one world-model
+update and nothing more: a planner learns no actor or critic, so it is cheap to train and costly to act (every
+action is ``iterations`` batched rollouts of ``candidates`` sequences over ``horizon`` steps; see
+``time/planned_actions_per_s`` in the logger).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.type_aliases import GymEnv
+
+from ca11_agents.common.base import ModelBasedAlgorithm
+from ca11_agents.common.spaces import ActionAdapter, obs_as_tensor
+from ca11_agents.planning.planner import Planner
+from ca11_agents.planning.policies import (
+    RSSMPlannerCnnPolicy,
+    RSSMPlannerMultiInputPolicy,
+    RSSMPlannerPolicy,
+    WorldModelPolicy,
+)
+
+_PLANNER_ARGS = """
+        planner: ``"cem"`` (refit to the best candidates) or ``"mppi"`` (refit to all, weighted by their scores).
+        horizon: steps planned ahead.
+        planner_kwargs: the rest of :class:`~ca11_agents.planning.planner.Planner` (``candidates``, ``iterations``,
+            ``elites``, ``temperature``, ``momentum``, ``init_std``, ``min_std``, ``min_prob``): the knobs of the
+            cost of acting, which grows with ``candidates * iterations * horizon``."""
+
+
+class PlanningAgent(ModelBasedAlgorithm):
+    """What the planning learners share: the planner's arguments and a world-model update as the whole of
+    :meth:`train`. A subclass names its policies, builds ``self.model_optimizer`` over :meth:`model` and fills
+    :meth:`_model_loss`."""
+
+    def __init__(
+        self,
+        policy: Any,
+        env: GymEnv | str | None,
+        learning_rate: float | None,
+        *,
+        planner: str,
+        horizon: int,
+        planner_kwargs: dict[str, Any] | None,
+        grad_clip: float,
+        **base_kwargs: Any,
+    ) -> None:
+        super().__init__(policy, env, learning_rate, **base_kwargs)
+        self.planner, self.horizon, self.planner_kwargs = planner, horizon, dict(planner_kwargs or {})
+        self.grad_clip = grad_clip
+        if hasattr(self, "action_space"):  # arguments checked now, not at the first action
+            self._make_planner(self.action_space)
+
+    def _make_planner(self, action_space: Any) -> Planner:
+        actions = ActionAdapter(action_space, type(self).__name__)
+        try:
+            return Planner(actions.dim, actions.nvec, method=self.planner, horizon=self.horizon, **self.planner_kwargs)
+        except TypeError as exc:
+            raise ValueError(f"{type(self).__name__}: bad planner_kwargs {self.planner_kwargs}: {exc}") from exc
+
+    def model(self) -> torch.nn.Module:
+        """The world model the update trains."""
+        raise NotImplementedError
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.policy.planner = self._make_planner(self.action_space)
+        self.policy.gamma = self.gamma
+        self.model_optimizer = torch.optim.Adam(self.model().parameters(), lr=self.learning_rate, eps=1e-6, foreach=True)
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.model_optimizer}
+
+    def _model_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def train(self) -> dict[str, torch.Tensor]:
+        """One world-model update on ``batch_size`` replayed windows of ``seq_len`` steps."""
+        assert self.replay_buffer is not None
+        self.policy.set_training_mode(True)
+        loss, terms = self._model_loss(self.replay_buffer.sample(self.batch_size, self.seq_len, self.device))
+        self.model_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model().parameters(), self.grad_clip, foreach=True)
+        self.model_optimizer.step()
+        self._n_updates += 1
+        return {f"world_model/{k}": v.detach() for k, v in terms.items()}
+
+
+class WorldModelAgent(PlanningAgent):
+    """A world-model learner that acts by model-predictive control in latent space (PETS, Chua et al., 2018, on
+    the notebook's :class:`~ca11_agents.world_models.world_model.WorldModel`).
+
+    It learns the VAE, the ensemble of latent dynamics, the reward model and a continue model from its own replayed
+    transitions, and at every step searches action sequences with CEM or MPPI through every ensemble member,
+    warm-started from the previous step's plan. ``predict``'s state carries that plan.
+
+    Args:
+        policy: ``"MlpPolicy"`` (flat vector observations) or a :class:`WorldModelPolicy` subclass.
+        env: an env id, a ``gym.Env`` or a VecEnv.
+        learning_rate: the world model's learning rate; ``None``: 1e-3.
+        buffer_size: steps kept in the replay buffer (``None``: 1,000,000).
+        learning_starts: env steps taken with random actions before training starts.
+        batch_size: replayed windows per update (``None``: 32); every window gives ``seq_len - 1`` transitions.
+        seq_len: steps per window.
+        train_freq: env steps between rounds of updates (``None``: 1).
+        gradient_steps: updates per round: 3 by default (about 670 replayed transitions per env step; on the
+            CA11 cart-pole one update per step left the model too rough to balance after 1,000 steps, three balanced
+            it after 500).
+        gamma: discount of the predicted rewards within the horizon.{planner_args}
+        uncertainty_weight: weight of the spread of the ensemble members' predicted returns in a candidate's score:
+            > 0 is optimism (explore what the model does not know), < 0 pessimism (avoid it), 0 the members' mean
+            (PETS). :meth:`uncertainty` reports the disagreement itself.
+        grad_clip: clip of the gradients' global norm.
+        policy_kwargs: the world model's sizes, ensemble and dynamics kind (see :class:`WorldModelPolicy`;
+            ``stochastic=False`` for deterministic members).
+        stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
+    """
+
+    policy_aliases: ClassVar[dict[str, type]] = {"MlpPolicy": WorldModelPolicy}
+    policy: WorldModelPolicy
+    tb_log_name: ClassVar[str] = "WorldModelAgent"
+
+    def __init__(
+        self,
+        policy: str | type[WorldModelPolicy] = "MlpPolicy",
+        env: GymEnv | str | None = None,
+        learning_rate: float | None = None,
+        buffer_size: int | None = None,
+        learning_starts: int = 200,
+        batch_size: int | None = None,
+        seq_len: int = 8,
+        train_freq: int | None = None,
+        gradient_steps: int = 3,
+        gamma: float = 0.99,
+        planner: str = "cem",
+        horizon: int = 15,
+        planner_kwargs: dict[str, Any] | None = None,
+        uncertainty_weight: float = 0.0,
+        grad_clip: float = 100.0,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if int(seq_len) < 2:
+            raise ValueError(f"WorldModelAgent: seq_len must be >= 2 (windows of transitions), got {seq_len}")
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            planner=planner,
+            horizon=horizon,
+            planner_kwargs=planner_kwargs,
+            grad_clip=grad_clip,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            gamma=gamma,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+        )
+        self.uncertainty_weight = float(uncertainty_weight)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.policy.uncertainty_weight = self.uncertainty_weight
+
+    def model(self) -> torch.nn.Module:
+        return self.policy.world_model
+
+    def _model_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The world model's loss on the consecutive pairs of the windows: ``(o_t, a_t, r_t, o_{t+1})``, where
+        ``o_{t+1}`` counts only if it follows ``o_t`` in the same episode (``valid``), and ``terminated_t``."""
+        obs = batch["observations"].float()
+        pairs = {
+            "observations": obs[:, :-1],
+            "next_observations": obs[:, 1:],
+            "actions": batch["actions"][:, :-1],
+            "rewards": batch["rewards"][:, :-1],
+            "terminated": batch["terminated"][:, :-1],
+            "valid": 1.0 - batch["is_first"][:, 1:].float(),
+        }
+        return self.policy.world_model.loss_terms(pairs)
+
+    @torch.no_grad()
+    def uncertainty(self, observation: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The ensemble's disagreement along an action sequence: how little the model knows what it predicts.
+
+        Args:
+            observation: one observation ``(obs_dim,)`` or a batch ``(n, obs_dim)``.
+            actions: the env's actions taken from it, ``(H, *action_shape)`` (or ``(n, H, *action_shape)``).
+
+        Returns:
+            ``(H,)`` (or ``(n, H)``): after each action, the variance across members of their predicted latents
+            (each member rolling out on its own means), averaged over latent dimensions; 0 for a single member.
+        """
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        obs, acts = (obs[None], np.asarray(actions)[None]) if single else (obs, np.asarray(actions))
+        if obs.ndim != 2 or acts.shape[0] != obs.shape[0] or acts.ndim < 2:
+            raise ValueError(
+                f"WorldModelAgent.uncertainty: expected an observation (obs_dim,) with actions (H, ...) or a batch "
+                f"(n, obs_dim) with (n, H, ...), got {np.shape(observation)} and {np.shape(actions)}"
+            )
+        n, horizon = acts.shape[:2]
+        policy = self.policy
+        flat = policy.actions.from_env(acts.reshape(n * horizon, *acts.shape[2:]))
+        learner = torch.as_tensor(flat.reshape(n, horizon, -1), device=self.device)
+        z = policy.world_model.encode_observations(obs_as_tensor(obs, self.device).float())
+        _, latents, _ = policy.members_rollout(z, learner, sample=False)  # (E, n, H + 1, L)
+        spread = latents[:, :, 1:].var(0, unbiased=False).mean(-1).cpu().numpy()  # (n, H)
+        return spread[0] if single else spread
+
+
+class RSSMAgent(PlanningAgent):
+    """A learner that plans over an RSSM's prior (PlaNet, Hafner et al., 2019) with the DreamerV3 world-model loss.
+
+    It learns the RSSM (encoder and decoder built from the observation space, recurrent dynamics, reward and continue
+    heads) from replayed sequences and acts by CEM or MPPI over imagined rollouts from the belief it filters from
+    every observation so far: ``predict``'s state carries that belief (so it is the planner for tasks that need
+    memory) and the plan.
+
+    Args:
+        policy: ``"MlpPolicy"``, ``"CnnPolicy"`` (``H x W x C`` uint8 frames), ``"MultiInputPolicy"`` (a ``Dict``),
+            or a :class:`RSSMPlannerPolicy` subclass.
+        env: an env id, a ``gym.Env`` or a VecEnv.
+        learning_rate: the world model's learning rate; ``None``: 1e-3 (``MlpPolicy``) or 3e-4 (with a CNN).
+        buffer_size: steps kept in the replay buffer (``None``: 1,000,000 or what fits in 4 GiB).
+        learning_starts: env steps taken with random actions before training starts.
+        batch_size: sequences per update (``None``: 16, or 8 with a CNN).
+        seq_len: steps per sequence.
+        train_freq: env steps between rounds of updates (``None``: 2, or 4 with a CNN).
+        gradient_steps: updates per round.
+        gamma: discount of the predicted rewards within the horizon.{planner_args}
+        grad_clip: clip of the gradients' global norm.
+        policy_kwargs: the RSSM's sizes (see :class:`~ca11_agents.common.policies.RSSMLatentPolicy`).
+        stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
+    """
+
+    policy_aliases: ClassVar[dict[str, type]] = {
+        "MlpPolicy": RSSMPlannerPolicy,
+        "CnnPolicy": RSSMPlannerCnnPolicy,
+        "MultiInputPolicy": RSSMPlannerMultiInputPolicy,
+    }
+    policy: RSSMPlannerPolicy
+    tb_log_name: ClassVar[str] = "RSSMAgent"
+
+    def __init__(
+        self,
+        policy: str | type[RSSMPlannerPolicy] = "MlpPolicy",
+        env: GymEnv | str | None = None,
+        learning_rate: float | None = None,
+        buffer_size: int | None = None,
+        learning_starts: int = 500,
+        batch_size: int | None = None,
+        seq_len: int = 32,
+        train_freq: int | None = None,
+        gradient_steps: int = 1,
+        gamma: float = 0.99,
+        planner: str = "cem",
+        horizon: int = 12,
+        planner_kwargs: dict[str, Any] | None = None,
+        grad_clip: float = 100.0,
+        policy_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: torch.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            planner=planner,
+            horizon=horizon,
+            planner_kwargs=planner_kwargs,
+            grad_clip=grad_clip,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            seq_len=seq_len,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            gamma=gamma,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    def model(self) -> torch.nn.Module:
+        return self.policy.rssm
+
+    def _model_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss, terms, _ = self.policy.rssm.loss_terms(batch)
+        return loss, terms
+
+
+for _cls in (WorldModelAgent, RSSMAgent):
+    _cls.__doc__ = (_cls.__doc__ or "").replace("{planner_args}", _PLANNER_ARGS)

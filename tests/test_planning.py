@@ -1,0 +1,170 @@
+"""The planners and the planning learners: CEM and MPPI on a model whose optimum is known, the warm start, the
+ensemble's uncertainty, and both kinds of dynamics training. The SB3 contract of the planning learners is tested
+with every learner's in test_agent_spaces.py."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import ca11_gym  # noqa: F401  (registers the CA11 environments)
+from ca11_agents import Planner, RSSMAgent, WorldModelAgent
+
+# A linear system with a quadratic cost: x_{t+1} = x_t + B a_t, reward -(|x_{t+1}|^2 + LAM |a_t|^2). Its optimal
+# open-loop sequence over H steps from X0 is a least-squares solution (the bounds [-1, 1] are not active).
+H, B, LAM = 8, 0.5, 0.05
+X0 = np.array([0.3, -0.2])
+
+
+def optimal_sequence() -> np.ndarray:
+    lower = np.tril(np.ones((H, H)))
+    design = np.vstack([B * lower, np.sqrt(LAM) * np.eye(H)])
+    return np.stack(
+        [np.linalg.lstsq(design, np.concatenate([-x * np.ones(H), np.zeros(H)]), rcond=None)[0] for x in X0], -1
+    )  # (H, 2)
+
+
+def toy_objective(actions: torch.Tensor) -> torch.Tensor:  # (n, N, H, 2) -> (n, N)
+    states = torch.as_tensor(X0, dtype=torch.float32) + B * actions.cumsum(2)
+    return -(states.pow(2).sum((-1, -2)) + LAM * actions.pow(2).sum((-1, -2)))
+
+
+def planner(method: str, **kwargs) -> Planner:
+    settings = dict(method=method, horizon=H, candidates=256, elites=16, iterations=12, momentum=0.0)
+    return Planner(2, **{**settings, **kwargs})
+
+
+@pytest.mark.parametrize(("method", "settings"), [("cem", {}), ("mppi", {"iterations": 20, "temperature": 0.1})])
+def test_the_planner_finds_the_known_optimal_first_action(method, settings):
+    torch.manual_seed(0)
+    action, _, _ = planner(method, **settings).plan(toy_objective, torch.zeros(1, H, 2))
+    np.testing.assert_allclose(action[0].numpy(), optimal_sequence()[0], atol=0.06)
+
+
+@pytest.mark.parametrize("method", ["cem", "mppi"])
+def test_cem_and_mppi_improve_on_random_shooting_with_the_same_budget(method):
+    torch.manual_seed(0)
+    iterations = 6
+    _, _, best = planner(method, iterations=iterations).plan(toy_objective, torch.zeros(1, H, 2))
+    shooting = toy_objective(torch.rand(1, 256 * iterations, H, 2) * 2 - 1).max()  # as many sequences, uniform
+    assert float(best) > float(shooting) + 0.05
+
+
+def test_discrete_cem_finds_the_best_choices():
+    target = torch.tensor([2, 0, 1, 1])  # the rewarded choice at each of 4 steps, out of 3
+
+    def objective(actions):  # (n, N, 4, 3) one-hot
+        return actions[..., torch.arange(4), target].sum(-1)
+
+    torch.manual_seed(0)
+    plan = Planner(3, (3,), horizon=4, candidates=64, elites=8, iterations=4)
+    action, nxt, best = plan.plan(objective, plan.initial_plan(2))
+    assert action.tolist() == [[0.0, 0.0, 1.0]] * 2 and best.tolist() == [4.0, 4.0]
+    assert torch.allclose(nxt.sum(-1), torch.ones(2, 4))  # the plan stays a distribution at each step
+
+
+def test_the_plan_is_shifted_and_reset_at_episode_starts():
+    plan = Planner(1, horizon=3)
+    current = torch.tensor([[[0.1], [0.2], [0.3]], [[0.4], [0.5], [0.6]]])
+    torch.testing.assert_close(plan.shift(current)[:, :, 0], torch.tensor([[0.2, 0.3, 0.0], [0.5, 0.6, 0.0]]))
+    torch.testing.assert_close(
+        plan.reset(current, torch.tensor([1.0, 0.0]))[:, :, 0], torch.tensor([[0.0, 0.0, 0.0], [0.4, 0.5, 0.6]])
+    )
+
+
+def test_deterministic_planning_is_a_function_of_its_inputs():
+    torch.manual_seed(0)
+    plan = planner("cem", iterations=2)
+    first = plan.plan(toy_objective, torch.zeros(1, H, 2))[0]
+    torch.rand(5)  # whatever else used the global generator in between
+    assert torch.equal(first, plan.plan(toy_objective, torch.zeros(1, H, 2))[0])
+
+
+def test_bad_planner_settings_are_named():
+    with pytest.raises(ValueError, match="method"):
+        Planner(1, method="random")
+    with pytest.raises(ValueError, match="elites"):
+        Planner(1, candidates=8, elites=16)
+    with pytest.raises(ValueError, match="planner_kwargs"):
+        WorldModelAgent("MlpPolicy", "Pendulum-v1", planner_kwargs={"candidate": 8})
+
+
+_SMALL_WM = dict(
+    learning_starts=100,
+    batch_size=16,
+    seq_len=4,
+    horizon=4,
+    planner_kwargs=dict(candidates=16, elites=4, iterations=2),
+    policy_kwargs=dict(latent_dim=4, vae_hidden_dims=[32], dynamics_hidden_dims=[32], reward_hidden_dims=[32]),
+)
+
+
+@pytest.fixture(scope="module")
+def pendulum_world_model() -> WorldModelAgent:
+    return WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, **_SMALL_WM).learn(400)
+
+
+def test_ensemble_disagreement_grows_away_from_the_data(pendulum_world_model):
+    agent = pendulum_world_model
+    seen = agent.replay_buffer.data["observations"][0, :400]
+    actions = np.zeros((6, 1), np.float32)
+    near = np.mean([agent.uncertainty(obs, actions) for obs in seen[::40]], 0)
+    far = agent.uncertainty(np.array([4.0, -4.0, 40.0], np.float32), actions)  # |cos|, |sin| > 1: never seen
+    assert near.shape == far.shape == (6,)
+    assert far.mean() > 10 * near.mean()
+    batch = agent.uncertainty(seen[:3], np.zeros((3, 6, 1), np.float32))
+    assert batch.shape == (3, 6)
+
+
+@pytest.mark.parametrize("stochastic", [True, False])
+def test_stochastic_and_deterministic_dynamics_both_train(stochastic):
+    kwargs = {**_SMALL_WM, "policy_kwargs": {**_SMALL_WM["policy_kwargs"], "stochastic": stochastic}}
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, **kwargs).learn(100)
+    first = [float(agent.train()["world_model/prediction_loss"]) for _ in range(5)]
+    for _ in range(300):
+        agent.train()
+    last = [float(agent.train()["world_model/prediction_loss"]) for _ in range(5)]
+    assert np.mean(last) < 0.5 * np.mean(first)
+    action, (plan, _) = agent.predict(np.zeros(3, np.float32), deterministic=True)
+    assert action.shape == (1,) and plan.shape == (1, 4, 1)
+
+
+def test_the_continue_model_learns_where_episodes_end():
+    agent = WorldModelAgent("MlpPolicy", "CA11/ContinuousCartPole-v0", seed=0, **_SMALL_WM).learn(600)
+    data = agent.replay_buffer.data
+    obs, actions, ended = (torch.as_tensor(data[k][0, :600]) for k in ("observations", "actions", "terminated"))
+    world_model = agent.policy.world_model
+    with torch.no_grad():
+        alive = world_model.predict_continue(world_model.encode_observations(obs), actions)
+    assert ended.sum() > 5 and float(alive[ended > 0].mean()) < float(alive[ended == 0].mean()) - 0.2
+
+
+def test_the_rssm_planner_carries_its_belief_and_plan():
+    agent = RSSMAgent(
+        "MlpPolicy", "CA11/SequenceEnvironment-v0", seed=0, learning_starts=30, batch_size=2, seq_len=8, horizon=2,
+        planner_kwargs=dict(candidates=8, elites=2, iterations=1),
+        policy_kwargs=dict(hidden_dim=16, state_dim=16, classes=4, units=16, bins=31),
+    ).learn(60)  # fmt: skip
+    env = gym.make("CA11/SequenceEnvironment-v0")
+    obs, _ = env.reset(seed=0)
+    _, state = agent.predict(obs, None, np.ones(1, bool), deterministic=True)
+    deter, stoch, plan, prev = state
+    assert deter.shape == (1, 16) and stoch.shape == (1, 16) and plan.shape == (1, 2, 1) and prev.shape == (1, 1)
+    obs, *_ = env.step(np.zeros(1, np.float32))
+    _, carried = agent.predict(obs, state, np.zeros(1, bool), deterministic=True)
+    _, fresh = agent.predict(obs, state, np.ones(1, bool), deterministic=True)
+    assert not np.allclose(carried[0], fresh[0])  # the belief remembers what an episode start forgets
+    with pytest.raises(ValueError, match="plan"):
+        agent.predict(obs, (deter, stoch, np.zeros((1, 5, 1), np.float32), prev))
+
+
+def test_planning_speed_is_logged(tmp_path):
+    from stable_baselines3.common.logger import configure
+
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, **{**_SMALL_WM, "learning_starts": 50})
+    agent.set_logger(configure(str(tmp_path), ["csv"]))
+    agent.learn(400, log_interval=1)
+    header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
+    assert "time/planned_actions_per_s" in header and "train/world_model/continue_loss" in header
