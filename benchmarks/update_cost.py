@@ -1,13 +1,18 @@
-"""Cost of one DreamerAgent update, for the default constructor and for variants of it.
+"""Cost of one update (and, with ``--actions N``, of one action) of a ca11 learner, for its default constructor and
+for variants of it.
 
 Usage::
 
-    python -m benchmarks.update_cost [--env CA11/ContinuousCartPole-v0] [--updates 300] [--repeats 2] \\
-        [--variant NAME='{"mc_value_coef": 0.0}' ...]
+    python -m benchmarks.update_cost [--algo dreamer] [--env CA11/ContinuousCartPole-v0] [--updates 300] \\
+        [--repeats 2] [--actions 200] [--variant NAME='{"mc_value_coef": 0.0}' ...]
+
+A planner (``--algo world_model_agent`` or ``rssm_agent``) is cheap to train and costly to act: ``--actions N`` also
+times N deterministic ``predict`` calls from the env's observations (a search per call) and reports actions per
+second.
 
 The policy alias follows the env's observation space (``CnnPolicy`` for ``CA11/PixelPendulum-v0``). Each configuration
 fills its replay buffer with ``--fill`` random env steps (so it holds finished episodes), warms up with 20 updates,
-then times ``--updates`` calls of :meth:`DreamerAgent.train` on one torch thread; the figure is the
+then times ``--updates`` calls of the learner's ``train`` on one torch thread; the figure is the
 best of ``--repeats`` such runs (the configurations take turns, so a slow phase of the machine hits all of them).
 """
 
@@ -22,7 +27,6 @@ import torch
 import benchmarks.envs  # noqa: F401  (registers CA11/PixelPendulum-v0)
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from benchmarks.algos import get_algo, policy_for
-from ca11_agents import DreamerAgent
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -35,15 +39,21 @@ def parse_variant(text: str) -> tuple[str, dict]:
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"--variant {name}: not JSON ({exc})") from exc
     if not isinstance(kwargs, dict):
-        raise argparse.ArgumentTypeError(f"--variant {name}: expected a JSON object of DreamerAgent arguments")
+        raise argparse.ArgumentTypeError(f"--variant {name}: expected a JSON object of the learner's arguments")
     return name, kwargs
 
 
-def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int = 0) -> float:
-    """Seconds per update of a DreamerAgent built with ``kwargs`` after ``fill`` random steps."""
-    policy = policy_for(get_algo("dreamer"), env_id)  # MlpPolicy, CnnPolicy or MultiInputPolicy by the space
-    agent = DreamerAgent(policy, env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
-    agent.learn(fill)
+def build(env_id: str, kwargs: dict, fill: int, algo: str = "dreamer", seed: int = 0):  # noqa: ANN201
+    """A learner built with ``kwargs`` whose replay holds ``fill`` random steps (no update run yet)."""
+    spec = get_algo(algo)
+    policy = policy_for(spec, env_id)  # MlpPolicy, CnnPolicy or MultiInputPolicy by the space
+    agent = spec.load_class()(policy, env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
+    return agent.learn(fill)
+
+
+def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int = 0, algo: str = "dreamer") -> float:
+    """Seconds per update of a learner built with ``kwargs`` after ``fill`` random steps."""
+    agent = build(env_id, kwargs, fill, algo, seed)
     for _ in range(20):
         agent.train()
     start = time.perf_counter()
@@ -52,9 +62,33 @@ def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int =
     return (time.perf_counter() - start) / updates
 
 
+def time_actions(env_id: str, kwargs: dict, fill: int, actions: int, seed: int = 0, algo: str = "dreamer") -> float:
+    """Seconds per deterministic ``predict`` along an episode of the env (after ``fill`` random steps and 20
+    updates, so the model is not the untrained one)."""
+    import gymnasium as gym
+
+    agent = build(env_id, kwargs, fill, algo, seed)
+    for _ in range(20):
+        agent.train()
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    state, start, elapsed = None, True, 0.0
+    for _ in range(actions):
+        tic = time.perf_counter()
+        action, state = agent.predict(obs, state, [start], deterministic=True)
+        elapsed += time.perf_counter() - tic
+        obs, _, terminated, truncated, _ = env.step(action)
+        start = terminated or truncated
+        if start:
+            obs, _ = env.reset()
+    return elapsed / actions
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algo", default="dreamer", choices=("dreamer", "world_model_agent", "rssm_agent"))
     parser.add_argument("--env", default="CA11/ContinuousCartPole-v0")
+    parser.add_argument("--actions", type=int, default=0, help="also time this many predict calls (0: none)")
     parser.add_argument("--fill", type=int, default=2000, help="random env steps stored before timing")
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
@@ -63,12 +97,17 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     configs = [("default", {}), *args.variant]
     best: dict[str, float] = {}
+    acting: dict[str, float] = {}
     for _ in range(args.repeats):
         for name, kwargs in configs:
-            seconds = time_updates(args.env, kwargs, args.fill, args.updates)
+            seconds = time_updates(args.env, kwargs, args.fill, args.updates, algo=args.algo)
             best[name] = min(best.get(name, float("inf")), seconds)
+            if args.actions:
+                seconds = time_actions(args.env, kwargs, args.fill, args.actions, algo=args.algo)
+                acting[name] = min(acting.get(name, float("inf")), seconds)
     for name, kwargs in configs:
-        print(f"{name:>12}: {1000 * best[name]:6.1f} ms per update  {json.dumps(kwargs)}")
+        act = f"  {1 / acting[name]:6.1f} actions/s ({1000 * acting[name]:.1f} ms each)" if name in acting else ""
+        print(f"{args.algo} {name:>12}: {1000 * best[name]:6.1f} ms per update{act}  {json.dumps(kwargs)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Ablation study of DreamerAgent: which of DreamerV3's ingredients buy sample efficiency on the CA11 tasks.
+"""Ablation study of a ca11 learner: which ingredients buy sample efficiency on the CA11 tasks.
 
-Each variant removes one ingredient from the full agent (see :data:`VARIANTS`); every variant is trained on the same
+``--learner dreamer`` (default) removes DreamerV3's ingredients one at a time (:data:`VARIANTS`);
+``--learner world_model_agent`` or ``rssm_agent`` changes one ingredient of a planner (:data:`PLANNER_VARIANTS`: the
+ensemble, stochastic members, CEM against MPPI, the replay ratio, the horizon). Every variant is trained on the same
 env, seeds and budget by the benchmark runner (:mod:`benchmarks.run`), so the outputs, the evaluation protocol and
 resuming are the runner's::
 
@@ -10,7 +12,8 @@ resuming are the runner's::
 Writes into ``--out``: ``results.csv``, ``runs/`` (one curve and marker per run), ``summary.md`` (final return with
 bootstrap intervals, env steps and wall-clock to the threshold per variant, ratios against ``dreamer-full``, and a
 table of what each variant removes and why DreamerV3 has it) and ``curves.png``. Run the same command again to
-resume: finished runs are kept, unfinished ones restart. Variants are registered under the names ``dreamer-<name>``.
+resume: finished runs are kept, unfinished ones restart. Variants are registered under the names ``dreamer-<name>``
+(``wm-<name>``, ``rssm-<name>`` for the planners).
 
 References: DreamerV3 = Hafner et al., "Mastering Diverse Domains through World Models" (arXiv:2301.04104);
 DreamerV2 = Hafner et al., "Mastering Atari with Discrete World Models" (ICLR 2021).
@@ -48,11 +51,17 @@ class Variant:
     """What the variant takes away."""
     motivation: str = ""
     """Where the ingredient comes from and what it is meant to fix."""
+    learner: str = "dreamer"
+    """The benchmark registry's name of the learner the variant changes."""
 
     @property
     def algo(self) -> str:
         """The variant's name in results.csv and the run files."""
-        return f"dreamer-{self.name}"
+        return f"{PREFIXES[self.learner]}-{self.name}"
+
+
+#: The prefix of each learner's variant names.
+PREFIXES = {"dreamer": "dreamer", "world_model_agent": "wm", "rssm_agent": "rssm"}
 
 
 VARIANTS: dict[str, Variant] = {
@@ -122,13 +131,68 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def parse_variants(text: str) -> list[Variant]:
-    """``"all"`` or comma-separated names of :data:`VARIANTS`; unknown names raise a ``ValueError`` listing them."""
-    names = list(VARIANTS) if text.strip() == "all" else run.parse_names(text)
-    unknown = [name for name in names if name not in VARIANTS]
+_PETS = "Chua et al., 2018, 'Deep RL in a Handful of Trials using Probabilistic Dynamics Models'"
+PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
+    "world_model_agent": {
+        v.name: v
+        for v in (
+            Variant("full", {}, "nothing (the reference)", "WorldModelAgent's defaults", "world_model_agent"),
+            Variant(
+                "no_ensemble", {"policy_kwargs": {"ensemble_size": 1}}, "the ensemble: one dynamics model",
+                f"{_PETS}: ensembles capture what the data does not pin down, so the planner cannot exploit one "
+                "model's errors", "world_model_agent",
+            ),
+            Variant(
+                "deterministic", {"policy_kwargs": {"stochastic": False}},
+                "probabilistic members: each member predicts a point, trained by squared error",
+                f"{_PETS}: Gaussian members ('PE') model the noise of the transitions, deterministic ones ('DE') do "
+                "not", "world_model_agent",
+            ),
+            Variant("mppi", {"planner": "mppi"}, "CEM: the plan is refit to all candidates by MPPI's weights",
+                    "Williams et al., 2017 (MPPI); TD-MPC2 refits by score-weighted averages", "world_model_agent"),
+            Variant(
+                "one_update", {"gradient_steps": 1}, "two of the three world-model updates per env step",
+                "This project (benchmarks/README.md): the replay ratio that balanced the cart-pole after 500 steps",
+                "world_model_agent",
+            ),
+        )
+    },
+    "rssm_agent": {
+        v.name: v
+        for v in (
+            Variant("full", {}, "nothing (the reference)", "RSSMAgent's defaults", "rssm_agent"),
+            Variant("mppi", {"planner": "mppi"}, "CEM: the plan is refit by MPPI's weights",
+                    "Williams et al., 2017", "rssm_agent"),
+            Variant(
+                "gaussian", {"policy_kwargs": {"latent": "gaussian"}},
+                "categorical latents: a diagonal Gaussian stochastic state, as PlaNet's",
+                "Hafner et al., 2019 (PlaNet) against DreamerV2's categorical latents", "rssm_agent",
+            ),
+            Variant("short_horizon", {"horizon": 6}, "half the planning horizon (6 steps, half the cost of acting)",
+                    "PlaNet plans 12 steps ahead", "rssm_agent"),
+        )
+    },
+}
+
+
+def variants_of(learner: str) -> dict[str, Variant]:
+    """The variants of ``learner`` (``dreamer``, ``world_model_agent`` or ``rssm_agent``) by name."""
+    if learner == "dreamer":
+        return VARIANTS
+    if learner not in PLANNER_VARIANTS:
+        raise ValueError(f"unknown learner {learner!r}; valid: dreamer, {', '.join(PLANNER_VARIANTS)}")
+    return PLANNER_VARIANTS[learner]
+
+
+def parse_variants(text: str, learner: str = "dreamer") -> list[Variant]:
+    """``"all"`` or comma-separated names of the learner's variants; unknown names raise a ``ValueError`` listing
+    them."""
+    known = variants_of(learner)
+    names = list(known) if text.strip() == "all" else run.parse_names(text)
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise ValueError(f"unknown variant(s) {unknown}; valid: all, {', '.join(VARIANTS)}")
-    return [VARIANTS[name] for name in dict.fromkeys(names)]  # dict: drop repeats, keep the order
+        raise ValueError(f"unknown variant(s) {unknown}; valid: all, {', '.join(known)}")
+    return [known[name] for name in dict.fromkeys(names)]  # dict: drop repeats, keep the order
 
 
 def parse_hparams(text: str | None) -> dict[str, Any]:
@@ -145,9 +209,9 @@ def parse_hparams(text: str | None) -> dict[str, Any]:
 
 
 def register(variants: Sequence[Variant], hparams: Mapping[str, Any]) -> None:
-    """Register each variant with the runner as ``dreamer`` + ``hparams`` + its own overrides (the removal wins)."""
+    """Register each variant with the runner as its learner + ``hparams`` + its own overrides (the removal wins)."""
     for variant in variants:
-        register_variant(variant.algo, "dreamer", merge_hyperparams(hparams, variant.overrides))
+        register_variant(variant.algo, variant.learner, merge_hyperparams(hparams, variant.overrides))
 
 
 def warn_stale_runs(out_dir: Path, variants: Sequence[Variant], env_ids: Sequence[str]) -> None:
@@ -174,7 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="env id (comma-separated for several)")
-    parser.add_argument("--variants", default="all", help=f"'all' or a comma-separated subset of {', '.join(VARIANTS)}")
+    parser.add_argument("--learner", default="dreamer", choices=("dreamer", *PLANNER_VARIANTS),
+                        help="the learner whose ingredients are changed")  # fmt: skip
+    parser.add_argument("--variants", default="all",
+                        help=f"'all' or a comma-separated subset of the learner's: {', '.join(VARIANTS)} (dreamer); "
+                        + "; ".join(f"{', '.join(v)} ({k})" for k, v in PLANNER_VARIANTS.items()))  # fmt: skip
     parser.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list '0,1,2'")
     parser.add_argument("--steps", type=int, default=5000, help="env steps per run")
     parser.add_argument("--eval-every", type=int, default=250,
@@ -194,9 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ablation; returns the runner's exit status (0 all finished, 1 some failed, 2 bad arguments)."""
     args = build_parser().parse_args(argv)
     try:
-        variants = parse_variants(args.variants)
+        known = variants_of(args.learner)
+        variants = parse_variants(args.variants, args.learner)
         # All of them, so that the report also knows variants finished by earlier invocations in the same --out.
-        register(list(VARIANTS.values()), parse_hparams(args.hparams))
+        register(list(known.values()), parse_hparams(args.hparams))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -215,10 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if status == 2 or not (args.out / "results.csv").exists():
         return status
     # Ratios against the full agent: < 1 would mean removing the ingredient made learning faster.
-    paths = write_report(args.out, baseline=VARIANTS["full"].algo)
+    paths = write_report(args.out, baseline=known["full"].algo)
     summary, finished = paths[0], {marker["algo"] for marker in finished_runs(args.out / "runs").values()}
-    text = summary.read_text().replace("# Benchmark summary", "# Ablation summary (DreamerAgent)", 1)
-    reported = [v for v in VARIANTS.values() if v.algo in finished]
+    text = summary.read_text().replace("# Benchmark summary", f"# Ablation summary ({args.learner})", 1)
+    reported = [v for v in known.values() if v.algo in finished]
     atomic_write_text(summary, text.rstrip("\n") + "\n\n" + variants_section(reported))
     for path in paths:
         print(f"wrote {path}")

@@ -1,9 +1,11 @@
-"""Hyperparameter sweep of DreamerAgent with Optuna (TPE), optionally executed by Ray Tune.
+"""Hyperparameter sweep of a ca11 learner (DreamerAgent by default, or a planner) with Optuna (TPE), optionally
+executed by Ray Tune.
 
     python scripts/sweep.py --env CA11/ContinuousPendulum-v0 --trials 30 --steps 3000 --seeds 2 \\
         --objective auc --out outputs/sweep-pendulum
+    python scripts/sweep.py --algo world_model_agent --env CA11/ContinuousCartPole-v0 --steps 1000 --out outputs/s
 
-Each trial trains DreamerAgent with one sampled configuration (:data:`SEARCH_SPACE`) on every seed, through the
+Each trial trains the learner with one sampled configuration (:data:`SEARCH_SPACES`) on every seed, through the
 benchmark's training adapter and evaluation protocol (:func:`benchmarks.algos.train`: deterministic episodes on an
 env seeded ``seed + 10000``, at step 0, every ``--eval-every`` steps and at the end). The objective, maximised:
 
@@ -74,6 +76,24 @@ SEARCH_SPACE: dict[str, BaseDistribution] = {
     "gamma": CategoricalDistribution([0.95, 0.97, 0.99, 0.997]),  # [0.99]
 }
 
+#: The planners' knobs: the world model's training (learning rate, replay ratio) and the search (horizon, method,
+#: discount); the cost of acting grows with the horizon. Defaults in brackets.
+_PLANNER_SPACE: dict[str, BaseDistribution] = {
+    "learning_rate": FloatDistribution(1e-4, 3e-3, log=True),  # [1e-3]
+    "train_freq": CategoricalDistribution([1, 2, 4]),  # [1 world model, 2 RSSM]
+    "batch_size": CategoricalDistribution([8, 16, 32]),  # [32 world model, 16 RSSM]
+    "horizon": CategoricalDistribution([8, 12, 15, 20, 30]),  # [15 world model, 12 RSSM]
+    "planner": CategoricalDistribution(["cem", "mppi"]),  # ["cem"]
+    "gamma": CategoricalDistribution([0.95, 0.99, 1.0]),  # [0.99]
+}
+
+#: The search space of each learner the sweep can tune (``--algo``).
+SEARCH_SPACES: dict[str, dict[str, BaseDistribution]] = {
+    "dreamer": SEARCH_SPACE,
+    "world_model_agent": {**_PLANNER_SPACE, "gradient_steps": CategoricalDistribution([1, 2, 3, 5])},  # [3]
+    "rssm_agent": _PLANNER_SPACE,
+}
+
 OBJECTIVES = ("auc", "final")
 
 
@@ -88,10 +108,12 @@ class SweepSettings:
     seeds: tuple[int, ...]
     objective: str
     fixed: dict[str, Any] = field(default_factory=dict)
-    """DreamerAgent arguments given with ``--hparams``: applied to every trial, not searched."""
+    """The learner's arguments given with ``--hparams``: applied to every trial, not searched."""
     device: str = "cpu"
     threads: int = 1
     """torch threads per trial."""
+    algo: str = "dreamer"
+    """The learner (a key of :data:`SEARCH_SPACES` and of the benchmark's registry)."""
 
     def comparable(self) -> dict[str, Any]:
         """The settings that make trial values comparable; a study is only resumed with the same ones."""
@@ -135,7 +157,7 @@ def evaluate_params(
     settings: SweepSettings,
     report: Callable[[int, float], None] | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """Train DreamerAgent with ``settings.fixed`` + ``params`` on every seed; returns ``(objective, details)``.
+    """Train the learner with ``settings.fixed`` + ``params`` on every seed; returns ``(objective, details)``.
 
     ``report(env_steps, return)`` is called at each evaluation of the first seed (the pruner's signal); it may raise
     :class:`optuna.TrialPruned` to stop the trial.
@@ -144,7 +166,7 @@ def evaluate_params(
 
     torch.set_num_threads(settings.threads)
     run.import_env_packages()
-    spec = variant_spec("dreamer-sweep", "dreamer", merge_hyperparams(settings.fixed, params))
+    spec = variant_spec(f"{settings.algo}-sweep", settings.algo, merge_hyperparams(settings.fixed, params))
     threshold = run.env_threshold(settings.env_id)
     scores, details = [], {"curves": {}, "steps_to_threshold": {}, "train_wall_s": {}}
     for index, seed in enumerate(settings.seeds):
@@ -249,7 +271,7 @@ def make_storage(out_dir: Path, heartbeat: bool = False) -> optuna.storages.RDBS
 
 def open_study(out_dir: Path, settings: SweepSettings, sampler_seed: int) -> optuna.Study:
     """Create or resume the study in ``OUT/study.db``; a resumed study must have been run with the same settings."""
-    name = f"dreamer-{settings.env_id}"
+    name = f"{settings.algo}-{settings.env_id}"
     storage = make_storage(out_dir, heartbeat=True)
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     wanted = json.loads(json.dumps(settings.comparable()))  # tuples -> lists, as stored
@@ -273,8 +295,8 @@ def write_results(study: optuna.Study, settings: SweepSettings, out_dir: Path) -
     result = {
         "study": study.study_name, "objective": settings.objective, "value": best.value, "trial": best.number,
         "params": best.params, "user_attrs": best.user_attrs,
-        # Ready to use: DreamerAgent("MlpPolicy", env, **dreamer_kwargs).
-        "dreamer_kwargs": merge_hyperparams(settings.fixed, best.params),
+        # Ready to use: DreamerAgent("MlpPolicy", env, **agent_kwargs) (or the swept planner's class).
+        "algo": settings.algo, "agent_kwargs": merge_hyperparams(settings.fixed, best.params),
     }  # fmt: skip
     path = out_dir / "best_params.json"
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
@@ -284,14 +306,15 @@ def write_results(study: optuna.Study, settings: SweepSettings, out_dir: Path) -
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="Gymnasium id of a Box-action env")
+    parser.add_argument("--algo", choices=sorted(SEARCH_SPACES), default="dreamer", help="the learner to tune")
+    parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="Gymnasium id")
     parser.add_argument("--trials", type=int, default=30, help="completed (or pruned) trials to reach")
     parser.add_argument("--steps", type=int, default=3000, help="env-step budget of every run")
     parser.add_argument("--eval-every", type=int, help="env steps between evaluations (default: steps / 10)")
     parser.add_argument("--eval-episodes", type=int, default=5, help="deterministic episodes per evaluation")
     parser.add_argument("--seeds", default="2", help="a count N (seeds 0..N-1) or a list '0,1,2'")
     parser.add_argument("--objective", choices=OBJECTIVES, default="auc", help="see the description above")
-    parser.add_argument("--hparams", help="JSON object of DreamerAgent arguments fixed for every trial (not searched)")
+    parser.add_argument("--hparams", help="JSON object of the learner's arguments fixed for every trial (not searched)")
     parser.add_argument("--backend", choices=("optuna", "ray"), default="optuna")
     parser.add_argument("--prune", action=argparse.BooleanOptionalAction, default=True, help="median pruner (optuna)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
@@ -312,8 +335,6 @@ def parse_settings(args: argparse.Namespace) -> SweepSettings:
     env_ids = run.validate_envs(args.env)
     if len(env_ids) != 1:
         raise ValueError(f"--env takes one env id, got {env_ids}")
-    if not run.has_box_actions(env_ids[0]):
-        raise ValueError(f"DreamerAgent needs a Box action space; {args.env} has none")
     fixed: dict[str, Any] = {}
     if args.hparams:
         fixed = json.loads(args.hparams)
@@ -321,7 +342,7 @@ def parse_settings(args: argparse.Namespace) -> SweepSettings:
             raise ValueError(f"--hparams must be a JSON object, got {args.hparams!r}")
     return SweepSettings(args.env, args.steps, args.eval_every or max(1, args.steps // 10), args.eval_episodes,
                          tuple(run.parse_seeds(args.seeds)), args.objective, fixed, args.device,
-                         args.cpus_per_trial)  # fmt: skip
+                         args.cpus_per_trial, args.algo)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study.pruner = optuna.pruners.NopPruner()
     else:  # past half the budget: earlier, every configuration is still near the random policy's return
         study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=settings.steps // 2)
-    space = {name: dist for name, dist in SEARCH_SPACE.items() if name not in settings.fixed}
+    space = {name: dist for name, dist in SEARCH_SPACES[settings.algo].items() if name not in settings.fixed}
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = args.trials - len(study.get_trials(deepcopy=False, states=finished))
     print(f"study {study.study_name} in {args.out / 'study.db'}: {args.trials - remaining} trial(s) finished, "

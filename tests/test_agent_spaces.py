@@ -251,3 +251,20 @@ def test_discrete_actors_learn_with_either_gradient(actor_grad):
 def test_the_actor_gradient_defaults_by_action_space():
     assert DreamerAgent("MlpPolicy", "CartPole-v1", **TINY).actor_grad == "reinforce"  # DreamerV3's choice
     assert DreamerAgent("MlpPolicy", "Pendulum-v1", **TINY).actor_grad == "dynamics"
+
+
+@pytest.mark.parametrize("learner", sorted(LEARNERS))
+def test_several_envs_then_load_set_env_and_learn_as_in_sb3(learner, tmp_path):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    cls, tiny, _ = LEARNERS[learner]
+    agent = cls("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=2, seed=0), seed=0, **tiny).learn(120)
+    actions, state = agent.predict(agent.env.reset(), deterministic=True)  # acting (and planning) batched over envs
+    assert actions.shape == (2, 1) and all(np.shape(x)[0] == 2 for x in state)
+    agent.save(tmp_path / "agent.zip")
+    loaded = cls.load(tmp_path / "agent.zip")
+    with pytest.raises(ValueError, match="needs an env"):
+        loaded.learn(10)
+    loaded.set_env(gym.make("Pendulum-v1"))
+    loaded.learn(40, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 160 and loaded._n_updates > 0

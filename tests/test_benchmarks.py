@@ -387,3 +387,12 @@ def test_update_cost_times_variants_and_names_bad_ones():
     tiny = {"batch_size": 2, "seq_len": 4, "imagination_horizon": 3, "imagination_starts": 4}
     seconds = update_cost.time_updates("CA11/ContinuousPendulum-v0", tiny, fill=20, updates=3)
     assert math.isfinite(seconds) and seconds > 0.0
+
+
+@pytest.mark.parametrize("algo", ["world_model_agent", "rssm_agent"])
+def test_update_cost_times_a_planners_updates_and_actions(algo):
+    from benchmarks import update_cost
+
+    tiny = {"batch_size": 2, "seq_len": 4, "horizon": 2, "planner_kwargs": {"candidates": 4, "elites": 2}}
+    assert update_cost.time_updates("CA11/ContinuousPendulum-v0", tiny, fill=20, updates=2, algo=algo) > 0.0
+    assert update_cost.time_actions("CA11/ContinuousPendulum-v0", tiny, fill=20, actions=3, algo=algo) > 0.0

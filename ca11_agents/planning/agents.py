@@ -71,7 +71,8 @@ class PlanningAgent(ModelBasedAlgorithm):
         super()._setup_model()
         self.policy.planner = self._make_planner(self.action_space)
         self.policy.gamma = self.gamma
-        self.model_optimizer = torch.optim.Adam(self.model().parameters(), lr=self.learning_rate, eps=1e-6, foreach=True)
+        parameters = self.model().parameters()
+        self.model_optimizer = torch.optim.Adam(parameters, lr=self.learning_rate, eps=1e-6, foreach=True)
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
