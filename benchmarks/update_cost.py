@@ -44,32 +44,33 @@ def parse_variant(text: str) -> tuple[str, dict]:
 
 
 def build(env_id: str, kwargs: dict, fill: int, algo: str = "dreamer", seed: int = 0):  # noqa: ANN201
-    """A learner built with ``kwargs`` whose replay holds ``fill`` random steps (no update run yet)."""
+    """A learner built with ``kwargs`` whose replay holds ``fill`` random steps, after 20 warm-up updates."""
     spec = get_algo(algo)
     policy = policy_for(spec, env_id)  # MlpPolicy, CnnPolicy or MultiInputPolicy by the space
     agent = spec.load_class()(policy, env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
-    return agent.learn(fill)
-
-
-def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int = 0, algo: str = "dreamer") -> float:
-    """Seconds per update of a learner built with ``kwargs`` after ``fill`` random steps."""
-    agent = build(env_id, kwargs, fill, algo, seed)
+    agent.learn(fill)
     for _ in range(20):
         agent.train()
+    return agent
+
+
+def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int = 0, algo: str = "dreamer",
+                 agent=None) -> float:  # noqa: ANN001  # fmt: skip
+    """Seconds per update of a learner built with ``kwargs`` after ``fill`` random steps (or of ``agent``)."""
+    agent = agent or build(env_id, kwargs, fill, algo, seed)
     start = time.perf_counter()
     for _ in range(updates):
         agent.train()
     return (time.perf_counter() - start) / updates
 
 
-def time_actions(env_id: str, kwargs: dict, fill: int, actions: int, seed: int = 0, algo: str = "dreamer") -> float:
-    """Seconds per deterministic ``predict`` along an episode of the env (after ``fill`` random steps and 20
-    updates, so the model is not the untrained one)."""
+def time_actions(env_id: str, kwargs: dict, fill: int, actions: int, seed: int = 0, algo: str = "dreamer",
+                 agent=None) -> float:  # noqa: ANN001  # fmt: skip
+    """Seconds per deterministic ``predict`` along episodes of the env, by a learner built as for
+    :func:`time_updates` (or by ``agent``)."""
     import gymnasium as gym
 
-    agent = build(env_id, kwargs, fill, algo, seed)
-    for _ in range(20):
-        agent.train()
+    agent = agent or build(env_id, kwargs, fill, algo, seed)
     env = gym.make(env_id)
     obs, _ = env.reset(seed=seed)
     state, start, elapsed = None, True, 0.0
@@ -100,10 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     acting: dict[str, float] = {}
     for _ in range(args.repeats):
         for name, kwargs in configs:
-            seconds = time_updates(args.env, kwargs, args.fill, args.updates, algo=args.algo)
+            agent = build(args.env, kwargs, args.fill, args.algo)
+            seconds = time_updates(args.env, kwargs, args.fill, args.updates, agent=agent)
             best[name] = min(best.get(name, float("inf")), seconds)
             if args.actions:
-                seconds = time_actions(args.env, kwargs, args.fill, args.actions, algo=args.algo)
+                seconds = time_actions(args.env, kwargs, args.fill, args.actions, agent=agent)
                 acting[name] = min(acting.get(name, float("inf")), seconds)
     for name, kwargs in configs:
         act = f"  {1 / acting[name]:6.1f} actions/s ({1000 * acting[name]:.1f} ms each)" if name in acting else ""

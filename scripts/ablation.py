@@ -22,6 +22,7 @@ DreamerV2 = Hafner et al., "Mastering Atari with Discrete World Models" (ICLR 20
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -136,42 +137,48 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
     "world_model_agent": {
         v.name: v
         for v in (
-            Variant("full", {}, "nothing (the reference)", "WorldModelAgent's defaults", "world_model_agent"),
+            Variant("full", {}, "nothing (the reference)", "WorldModelAgent's defaults"),
             Variant(
                 "no_ensemble", {"policy_kwargs": {"ensemble_size": 1}}, "the ensemble: one dynamics model",
                 f"{_PETS}: ensembles capture what the data does not pin down, so the planner cannot exploit one "
-                "model's errors", "world_model_agent",
+                "model's errors",
             ),
             Variant(
                 "deterministic", {"policy_kwargs": {"stochastic": False}},
                 "probabilistic members: each member predicts a point, trained by squared error",
                 f"{_PETS}: Gaussian members ('PE') model the noise of the transitions, deterministic ones ('DE') do "
-                "not", "world_model_agent",
+                "not",
             ),
             Variant("mppi", {"planner": "mppi"}, "CEM: the plan is refit to all candidates by MPPI's weights",
-                    "Williams et al., 2017 (MPPI); TD-MPC2 refits by score-weighted averages", "world_model_agent"),
+                    "Williams et al., 2017 (MPPI); TD-MPC2 refits by score-weighted averages"),
             Variant(
                 "one_update", {"gradient_steps": 1}, "two of the three world-model updates per env step",
                 "This project (benchmarks/README.md): the replay ratio that balanced the cart-pole after 500 steps",
-                "world_model_agent",
             ),
         )
     },
     "rssm_agent": {
         v.name: v
         for v in (
-            Variant("full", {}, "nothing (the reference)", "RSSMAgent's defaults", "rssm_agent"),
+            Variant("full", {}, "nothing (the reference)", "RSSMAgent's defaults"),
             Variant("mppi", {"planner": "mppi"}, "CEM: the plan is refit by MPPI's weights",
-                    "Williams et al., 2017", "rssm_agent"),
+                    "Williams et al., 2017"),
             Variant(
                 "gaussian", {"policy_kwargs": {"latent": "gaussian"}},
                 "categorical latents: a diagonal Gaussian stochastic state, as PlaNet's",
-                "Hafner et al., 2019 (PlaNet) against DreamerV2's categorical latents", "rssm_agent",
+                "Hafner et al., 2019 (PlaNet) against DreamerV2's categorical latents",
             ),
             Variant("short_horizon", {"horizon": 6}, "half the planning horizon (6 steps, half the cost of acting)",
-                    "PlaNet plans 12 steps ahead", "rssm_agent"),
+                    "PlaNet plans 12 steps ahead"),
         )
     },
+}
+
+
+# Each planner variant changes the learner it is listed under.
+PLANNER_VARIANTS = {
+    learner: {name: dataclasses.replace(v, learner=learner) for name, v in variants.items()}
+    for learner, variants in PLANNER_VARIANTS.items()
 }
 
 
@@ -248,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-every", type=int, default=250,
                         help="env steps between evaluations (the resolution of steps-to-threshold)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="deterministic episodes per evaluation")
-    parser.add_argument("--hparams", help="JSON object of DreamerAgent arguments applied to every variant, e.g. "
+    parser.add_argument("--hparams", help="JSON object of the learner's arguments applied to every variant, e.g. "
                         "'{\"train_freq\": 4, \"policy_kwargs\": {\"units\": 64}}'")  # fmt: skip
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", required=True, type=Path, help="output directory (reuse it to resume)")

@@ -276,6 +276,8 @@ def open_study(out_dir: Path, settings: SweepSettings, sampler_seed: int) -> opt
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
     wanted = json.loads(json.dumps(settings.comparable()))  # tuples -> lists, as stored
     stored = study.user_attrs.get("settings")
+    if stored is not None and "algo" not in stored:  # studies from before --algo tuned DreamerAgent
+        stored = {**stored, "algo": "dreamer"}
     if stored is None:
         study.set_user_attr("settings", wanted)
     elif stored != wanted:
@@ -297,6 +299,8 @@ def write_results(study: optuna.Study, settings: SweepSettings, out_dir: Path) -
         "params": best.params, "user_attrs": best.user_attrs,
         # Ready to use: DreamerAgent("MlpPolicy", env, **agent_kwargs) (or the swept planner's class).
         "algo": settings.algo, "agent_kwargs": merge_hyperparams(settings.fixed, best.params),
+        # The key of earlier versions, kept for scripts that read it (Dreamer sweeps only).
+        **({"dreamer_kwargs": merge_hyperparams(settings.fixed, best.params)} if settings.algo == "dreamer" else {}),
     }  # fmt: skip
     path = out_dir / "best_params.json"
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")

@@ -152,10 +152,13 @@ def test_the_rssm_planner_carries_its_belief_and_plan():
     _, state = agent.predict(obs, None, np.ones(1, bool), deterministic=True)
     deter, stoch, plan, prev = state
     assert deter.shape == (1, 16) and stoch.shape == (1, 16) and plan.shape == (1, 2, 1) and prev.shape == (1, 1)
+    assert not np.allclose(plan, agent.policy.planner.initial_plan(1).numpy())  # the refined plan, shifted
     obs, *_ = env.step(np.zeros(1, np.float32))
     _, carried = agent.predict(obs, state, np.zeros(1, bool), deterministic=True)
     _, fresh = agent.predict(obs, state, np.ones(1, bool), deterministic=True)
-    assert not np.allclose(carried[0], fresh[0])  # the belief remembers what an episode start forgets
+    _, reference = agent.predict(obs, None, deterministic=True)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, reference))  # an episode start forgets belief and plan
+    assert not np.allclose(carried[0], fresh[0])  # the carried belief remembers
     with pytest.raises(ValueError, match="plan"):
         agent.predict(obs, (deter, stoch, np.zeros((1, 5, 1), np.float32), prev))
 
@@ -168,3 +171,50 @@ def test_planning_speed_is_logged(tmp_path):
     agent.learn(400, log_interval=1)
     header = (tmp_path / "progress.csv").read_text().splitlines()[0].split(",")
     assert "time/planned_actions_per_s" in header and "train/world_model/continue_loss" in header
+
+
+def test_the_world_model_trains_on_transitions_within_episodes():
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, **_SMALL_WM)
+    seen = {}
+    agent.policy.world_model.loss_terms = lambda batch: seen.update(batch) or (torch.zeros((), requires_grad=True), {})
+    obs = torch.arange(6, dtype=torch.float32).reshape(1, 6, 1).expand(1, 6, 3)  # o_t = t
+    batch = {
+        "observations": obs,
+        "actions": torch.arange(6, dtype=torch.float32).reshape(1, 6, 1),
+        "rewards": torch.arange(6, dtype=torch.float32).reshape(1, 6) * 10,
+        "terminated": torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]),  # the episode ends after step 2
+        "is_first": torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0, 0.0]]),  # o_3 starts the next one
+    }
+    agent._model_loss(batch)
+    assert seen["observations"][0, :, 0].tolist() == [0, 1, 2, 3, 4]
+    assert seen["next_observations"][0, :, 0].tolist() == [1, 2, 3, 4, 5]
+    assert seen["actions"][0, :, 0].tolist() == [0, 1, 2, 3, 4] and seen["rewards"][0].tolist() == [0, 10, 20, 30, 40]
+    assert seen["terminated"][0].tolist() == [0, 0, 1, 0, 0]  # the last step's end trains the continue model
+    assert seen["valid"][0].tolist() == [1, 1, 0, 1, 1]  # o_3 does not follow o_2
+
+
+def test_warm_up_actions_are_not_planned():
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, **{**_SMALL_WM, "learning_starts": 50}).learn(50)
+    assert agent.policy.stats() == {}  # 50 random actions: no search ran
+    agent.learn(10, reset_num_timesteps=False)
+    assert agent.policy.stats()["time/planned_actions_per_s"] > 0
+
+
+def test_bad_planner_arguments_of_the_agents_are_named():
+    with pytest.raises(ValueError, match="horizon= and planner="):
+        RSSMAgent("MlpPolicy", "Pendulum-v1", planner_kwargs={"horizon": 5})
+    with pytest.raises(ValueError, match="grad_clip"):
+        WorldModelAgent("MlpPolicy", "Pendulum-v1", grad_clip=0.0)
+    with pytest.raises(ValueError, match="MPPI"):
+        Planner(1, method="mppi", candidates=1)
+    with pytest.raises(ValueError, match="min_prob"):
+        Planner(2, (2,), min_prob=-0.5)
+    assert Planner(1, method="mppi", candidates=4).candidates == 4  # MPPI has no elites to check
+
+
+def test_the_uncertainty_weight_is_the_policys():
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", uncertainty_weight=0.5, **_SMALL_WM)
+    agent.uncertainty_weight = -1.0
+    assert agent.policy.uncertainty_weight == -1.0
+    agent.policy.uncertainty_weight = 2.0
+    assert agent._init_kwargs()["uncertainty_weight"] == 2.0  # what a checkpoint stores is what plans

@@ -89,6 +89,8 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         device: torch.device | str,
     ) -> None:
         name = type(self).__name__
+        if isinstance(policy, str) and policy not in self.policy_aliases:
+            raise ValueError(f"{name}: unknown policy {policy!r}; {name} takes {sorted(self.policy_aliases)}")
         # Defaults that depend on the observations (a CNN world model wants a smaller learning rate, and its updates
         # cost far more than an MLP's): the policy class's ``agent_defaults``.
         policy_class = self.policy_aliases.get(policy) if isinstance(policy, str) else policy
@@ -198,11 +200,13 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             obs = self._last_obs
             is_first = self._last_episode_starts.astype(np.float32)
             first_t = torch.as_tensor(is_first, device=self.device)
+            policy.warming_up = self.num_timesteps < self.learning_starts
             action_t, self._latent = policy.act(
                 obs_as_tensor(obs, self.device), self._latent, self._prev_action, first_t, False
             )
-            if self.num_timesteps < self.learning_starts:
+            if policy.warming_up:
                 action_t = policy.actions.random(action_t)
+                policy.warming_up = False
             action = action_t.cpu().numpy()
             new_obs, rewards, dones, infos = env.step(policy.actions.to_env(action))
             terminated = np.array(

@@ -23,7 +23,8 @@ from ca11_agents.world_models.rssm import RecurrentStateSpaceModel, RSSMState
 _ALIASES = {"vector": "MlpPolicy", "image": "CnnPolicy", "dict": "MultiInputPolicy"}
 
 #: What ``predict`` carries between calls, per environment: the latent's arrays, then the previous action
-#: (for the RSSM learners ``(deter, stoch, prev_action)``).
+#: (Dreamer: ``(deter, stoch, prev_action)``; the RSSM planner adds its plan, the world-model planner carries
+#: ``(plan, prev_action)``).
 RecurrentState = tuple[np.ndarray, ...]
 
 
@@ -36,6 +37,9 @@ class RecurrentLatentPolicy(BasePolicy):
         action_space: a flat ``Box`` with finite bounds, ``Discrete`` or flat ``MultiDiscrete``.
     """
 
+    #: Set by the learner loop while it takes random actions (before ``learning_starts``): ``act`` must still
+    #: filter the observation into the state, but may skip choosing an action (the loop discards it).
+    warming_up: bool = False
     #: The kind of observation space the class is the SB3 alias for (``"vector"``: ``MlpPolicy``, ``"image"``:
     #: ``CnnPolicy``, ``"dict"``: ``MultiInputPolicy``); ``None`` takes any.
     alias_for: str | None = None

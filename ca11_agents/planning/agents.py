@@ -35,8 +35,8 @@ _PLANNER_ARGS = """
 
 class PlanningAgent(ModelBasedAlgorithm):
     """What the planning learners share: the planner's arguments and a world-model update as the whole of
-    :meth:`train`. A subclass names its policies, builds ``self.model_optimizer`` over :meth:`model` and fills
-    :meth:`_model_loss`."""
+    :meth:`train`. A subclass names its policies and fills :meth:`model` (the module the update trains; its
+    optimizer is built here) and :meth:`_model_loss`."""
 
     def __init__(
         self,
@@ -51,7 +51,17 @@ class PlanningAgent(ModelBasedAlgorithm):
         **base_kwargs: Any,
     ) -> None:
         super().__init__(policy, env, learning_rate, **base_kwargs)
-        self.planner, self.horizon, self.planner_kwargs = planner, horizon, dict(planner_kwargs or {})
+        name = type(self).__name__
+        planner_kwargs = dict(planner_kwargs or {})
+        clash = sorted({"horizon", "method", "action_dim", "nvec"} & set(planner_kwargs))
+        if clash:
+            raise ValueError(
+                f"{name}: planner_kwargs {clash} are set otherwise: pass horizon= and planner= (the method) to the "
+                "agent; the action layout comes from the env"
+            )
+        if not grad_clip > 0:
+            raise ValueError(f"{name}: grad_clip must be > 0, got {grad_clip}")
+        self.planner, self.horizon, self.planner_kwargs = planner, horizon, planner_kwargs
         self.grad_clip = grad_clip
         if hasattr(self, "action_space"):  # arguments checked now, not at the first action
             self._make_planner(self.action_space)
@@ -177,13 +187,26 @@ class WorldModelAgent(PlanningAgent):
             seed=seed,
             device=device,
         )
-        self.uncertainty_weight = float(uncertainty_weight)
+        self.uncertainty_weight = uncertainty_weight
         if _init_setup_model:
             self._setup_model()
 
+    @property
+    def uncertainty_weight(self) -> float:
+        """Weight of the members' spread of returns in the planner's scores (see the class docstring); it lives on
+        the policy, which plans with it, so setting either is saved and used."""
+        policy = getattr(self, "policy", None)
+        return policy.uncertainty_weight if policy is not None else self._uncertainty_weight
+
+    @uncertainty_weight.setter
+    def uncertainty_weight(self, value: float) -> None:
+        self._uncertainty_weight = float(value)
+        if getattr(self, "policy", None) is not None:
+            self.policy.uncertainty_weight = self._uncertainty_weight
+
     def _setup_model(self) -> None:
         super()._setup_model()
-        self.policy.uncertainty_weight = self.uncertainty_weight
+        self.policy.uncertainty_weight = self._uncertainty_weight
 
     def model(self) -> torch.nn.Module:
         return self.policy.world_model
@@ -227,7 +250,7 @@ class WorldModelAgent(PlanningAgent):
         flat = policy.actions.from_env(acts.reshape(n * horizon, *acts.shape[2:]))
         learner = torch.as_tensor(flat.reshape(n, horizon, -1), device=self.device)
         z = policy.world_model.encode_observations(obs_as_tensor(obs, self.device).float())
-        _, latents, _ = policy.members_rollout(z, learner, sample=False)  # (E, n, H + 1, L)
+        _, latents = policy.members_rollout(z, learner, sample=False)  # (E, n, H + 1, L)
         spread = latents[:, :, 1:].var(0, unbiased=False).mean(-1).cpu().numpy()  # (n, H)
         return spread[0] if single else spread
 

@@ -42,12 +42,13 @@ class Planner:
         horizon: steps planned ahead (``H``).
         candidates: sequences scored per iteration (``N``).
         iterations: refits per action.
-        elites: candidates CEM refits to.
+        elites: candidates CEM refits to (MPPI ignores it).
         temperature: MPPI's temperature (in standard deviations of the scores; small: close to the best).
         momentum: weight of the previous mean in each refit (PETS's ``alpha``).
         init_std: the standard deviation candidates start from each step (continuous actions).
         min_std: the standard deviation never falls below this (keeps searching).
-        min_prob: every discrete choice keeps at least this probability after a refit (keeps searching).
+        min_prob: every discrete choice keeps at least this probability after a refit (keeps searching); with many
+            choices ``k`` at most half the mass is spread, so the floor is ``min(min_prob, 1 / (2 k))``.
     """
 
     def __init__(
@@ -69,20 +70,25 @@ class Planner:
         if method not in METHODS:
             raise ValueError(f"Planner: method must be one of {METHODS}, got {method!r}")
         for name, value in (("horizon", horizon), ("candidates", candidates), ("iterations", iterations)):
-            if int(value) < 1:
-                raise ValueError(f"Planner: {name} must be >= 1, got {value}")
-        if not 1 <= elites <= candidates:
-            raise ValueError(f"Planner: need 1 <= elites <= candidates, got elites={elites}, candidates={candidates}")
+            if int(value) != value or value < 1:
+                raise ValueError(f"Planner: {name} must be an integer >= 1, got {value!r}")
+        if method == "cem" and not (int(elites) == elites and 1 <= elites <= candidates):
+            raise ValueError(f"Planner: CEM needs 1 <= elites <= candidates, got {elites} and {candidates}")
+        if method == "mppi" and candidates < 2:
+            raise ValueError(f"Planner: MPPI weighs candidates against each other: needs >= 2, got {candidates}")
         if temperature <= 0 or not 0.0 <= momentum < 1.0 or not 0.0 < min_std <= init_std:
             raise ValueError(
                 "Planner: need temperature > 0, 0 <= momentum < 1 and 0 < min_std <= init_std, got "
                 f"{temperature}, {momentum}, {min_std}, {init_std}"
             )
+        if not 0.0 <= min_prob < 1.0:
+            raise ValueError(f"Planner: need 0 <= min_prob < 1, got {min_prob}")
         nvec = tuple(int(k) for k in nvec)
         if nvec and sum(nvec) != action_dim:
             raise ValueError(f"Planner: the one-hot blocks {nvec} do not sum to action_dim={action_dim}")
         self.action_dim, self.nvec, self.method = int(action_dim), nvec, method
-        self.horizon, self.candidates, self.iterations, self.elites = int(horizon), int(candidates), iterations, elites
+        self.horizon, self.candidates, self.iterations = int(horizon), int(candidates), int(iterations)
+        self.elites = int(elites)
         self.temperature, self.momentum = temperature, momentum
         self.init_std, self.min_std, self.min_prob = init_std, min_std, min_prob
 
@@ -130,7 +136,8 @@ class Planner:
         if self.method == "cem":
             top = scores.topk(self.elites, dim=1).indices
             return torch.zeros_like(scores).scatter_(1, top, 1.0 / self.elites)
-        standardised = (scores - scores.max(1, keepdim=True).values) / (scores.std(1, keepdim=True) + 1e-6)
+        spread = scores.std(1, keepdim=True, unbiased=False)
+        standardised = (scores - scores.max(1, keepdim=True).values) / (spread + 1e-6)
         return torch.softmax(standardised / self.temperature, dim=1)
 
     def _refit(self, samples: Tensor, weights: Tensor, mean: Tensor) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,7 @@ pole falls" a signal): ``sum_t gamma^t * prod_{k<t} c_k * r_t``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +31,10 @@ from ca11_agents.world_models.vae import VariationalAutoencoder
 from ca11_agents.world_models.world_model import WorldModel
 
 
+#: One step of a model for the planning objective: ``(state, action) -> (reward, continue probability, next state)``.
+Step = Callable[[Any, Tensor], tuple[Tensor, Tensor, Any]]
+
+
 class PlanningMixin:
     """What both planning policies share: the planner, the discount, the plan in the carried state, timing."""
 
@@ -42,20 +47,46 @@ class PlanningMixin:
         self.planner = Planner(self.actions.dim, self.actions.nvec)
         self._plan_seconds, self._planned = 0.0, 0
 
-    def _check_plan(self, plan: Tensor, n: int) -> Tensor:
-        shape = (n, self.planner.horizon, self.planner.action_dim)
+    def _unpack_plan(self, array: np.ndarray) -> Tensor:
+        plan = torch.as_tensor(array, dtype=torch.float32, device=self.device)
+        shape = (plan.shape[0], self.planner.horizon, self.planner.action_dim)
         if tuple(plan.shape) != shape:
             raise ValueError(f"{type(self).__name__}: the carried plan must be {shape}, got {tuple(plan.shape)}")
         return plan
 
     def _plan(
-        self, score: Any, plan: Tensor, is_first: Tensor, deterministic: bool
+        self, score: Callable[[Tensor], Tensor], plan: Tensor, is_first: Tensor, deterministic: bool
     ) -> tuple[Tensor, Tensor]:
+        """The planner's first actions from the plan (reset where episodes start), and the next plan.
+
+        While the learner loop takes random actions (``warming_up``), no search is run: the action would be
+        discarded, and the plan starts afresh when planning begins."""
+        if self.warming_up:
+            n = plan.shape[0]
+            return torch.zeros(n, self.planner.action_dim, device=plan.device), self.planner.initial_plan(n, plan.device)
+        cuda = plan.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(plan.device)
         start = time.perf_counter()
         action, plan, _ = self.planner.plan(score, self.planner.reset(plan, is_first), deterministic)
+        if cuda:
+            torch.cuda.synchronize(plan.device)  # the search's kernels ran asynchronously
         self._plan_seconds += time.perf_counter() - start
         self._planned += action.shape[0]
         return action, plan
+
+    def discounted_return(self, step: Step, state: Any, actions: Tensor) -> Tensor:
+        """The planning objective of ``actions`` ``(..., H, A)`` from ``state``: ``sum_t gamma^t prod_{k<t} c_k r_t``.
+
+        ``step(state, a_t) -> (r_t, c_t, next state)`` is one step of the learner's model (rewards and continue
+        probabilities of the leading shape of the returns)."""
+        discounts = self.discounts(actions.shape[-2], actions.device)
+        returns, alive = 0.0, 1.0
+        for t in range(actions.shape[-2]):
+            reward, cont, state = step(state, actions[..., t, :])
+            returns = returns + discounts[t] * alive * reward
+            alive = alive * cont
+        return returns
 
     def stats(self) -> dict[str, float]:
         """Planned actions per second since the previous call (logged as ``time/planned_actions_per_s``)."""
@@ -135,31 +166,34 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
     def unpack_state(self, arrays: tuple[np.ndarray, ...]) -> Tensor:
         if len(arrays) != 1:
             raise ValueError(f"{type(self).__name__}: state must be (plan, previous action), got {len(arrays) + 1}")
-        plan = torch.as_tensor(arrays[0], dtype=torch.float32, device=self.device)
-        return self._check_plan(plan, plan.shape[0])
+        return self._unpack_plan(arrays[0])
 
-    def members_rollout(self, z: Tensor, actions: Tensor, sample: bool) -> tuple[Tensor, Tensor, Tensor]:
+    def _step(self, sample: bool) -> Step:
+        """One step of every member on its own latents ``(E, B, L)`` under actions ``(B, A)``."""
+        wm = self.world_model
+
+        def step(z: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            action = action.expand(z.shape[0], *action.shape)  # (B, A) -> (E, B, A)
+            return wm.predict_reward(z, action), wm.predict_continue(z, action), wm.dynamics.propagate(z, action, sample)
+
+        return step
+
+    def members_rollout(self, z: Tensor, actions: Tensor, sample: bool) -> tuple[Tensor, Tensor]:
         """Every member rolls the latents ``z`` ``(B, L)`` out under ``actions`` ``(B, H, A)`` on its own.
 
         Returns:
-            ``(returns (E, B), latents (E, B, H + 1, L), alive (E, B, H))``: each member's predicted discounted
-            return (rewards weighted by the probability that the episode still runs), its latents, and that
-            probability before each step.
+            ``(returns (E, B), latents (E, B, H + 1, L))``: each member's predicted discounted return (rewards
+            weighted by the probability that the episode still runs, :meth:`discounted_return`) and its latents.
         """
-        wm, horizon = self.world_model, actions.shape[1]
-        z = z.expand(wm.dynamics.ensemble_size, *z.shape)  # (B, L) -> (E, B, L)
-        discounts = self.discounts(horizon, z.device)
-        returns = z.new_zeros(z.shape[:2])
-        alive = z.new_ones(z.shape[:2])
-        latents, alives = [z], []
-        for t in range(horizon):
-            action = actions[:, t].expand(z.shape[0], *actions[:, t].shape)  # (B, A) -> (E, B, A)
-            alives.append(alive)
-            returns = returns + discounts[t] * alive * wm.predict_reward(z, action)
-            alive = alive * wm.predict_continue(z, action)
-            z = wm.dynamics.propagate(z, action, sample)
-            latents.append(z)
-        return returns, torch.stack(latents, 2), torch.stack(alives, 2)
+        z = z.expand(self.world_model.dynamics.ensemble_size, *z.shape)  # (B, L) -> (E, B, L)
+        step, latents = self._step(sample), [z]
+
+        def recording(state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+            reward, cont, nxt = step(state, action)
+            latents.append(nxt)
+            return reward, cont, nxt
+
+        return self.discounted_return(recording, z, actions), torch.stack(latents, 2)
 
     def score(self, z: Tensor, candidates: Tensor, sample: bool = True) -> Tensor:
         """Scores ``(n, N)`` of candidate sequences ``(n, N, H, A)`` from latents ``z`` ``(n, L)``: the members'
@@ -167,8 +201,9 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         (PETS's TSinf), else followed by their means."""
         n, count = candidates.shape[:2]
         flat = candidates.reshape(n * count, *candidates.shape[2:])  # (n, N, H, A) -> (n*N, H, A)
-        sample = sample and self.world_model.dynamics.stochastic
-        returns, _, _ = self.members_rollout(z.repeat_interleave(count, 0), flat, sample)
+        start = z.repeat_interleave(count, 0).expand(self.world_model.dynamics.ensemble_size, n * count, -1)
+        step = self._step(sample and self.world_model.dynamics.stochastic)
+        returns = self.discounted_return(step, start, flat)  # (E, n*N)
         score = returns.mean(0)
         if self.uncertainty_weight and returns.shape[0] > 1:
             score = score + self.uncertainty_weight * returns.std(0)
@@ -212,21 +247,16 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
             raise ValueError(
                 f"{type(self).__name__}: state must be (deter, stoch, plan, previous action), got {len(arrays) + 1}"
             )
-        plan = torch.as_tensor(arrays[2], dtype=torch.float32, device=self.device)
-        return super().unpack_state(arrays[:2]), self._check_plan(plan, plan.shape[0])
+        return super().unpack_state(arrays[:2]), self._unpack_plan(arrays[2])
+
+    def _step(self, state: RSSMState, action: Tensor) -> tuple[Tensor, Tensor, RSSMState]:
+        feats = self.rssm.features(state)
+        nxt = self.rssm.img_step(state, action, deterministic=True)
+        return self.rssm.reward(feats, action), self.rssm.cont(feats, action), nxt
 
     def rollout_returns(self, state: RSSMState, actions: Tensor) -> Tensor:
         """Predicted discounted returns ``(B,)`` of ``actions`` ``(B, H, A)`` from ``state`` ``(B, ...)``."""
-        rssm, horizon = self.rssm, actions.shape[1]
-        discounts = self.discounts(horizon, actions.device)
-        returns = actions.new_zeros(actions.shape[0])
-        alive = torch.ones_like(returns)
-        for t in range(horizon):
-            feats = rssm.features(state)
-            returns = returns + discounts[t] * alive * rssm.reward(feats, actions[:, t])
-            alive = alive * rssm.cont(feats, actions[:, t])
-            state = rssm.img_step(state, actions[:, t], deterministic=True)
-        return returns
+        return self.discounted_return(self._step, state, actions)
 
     def score(self, state: RSSMState, candidates: Tensor) -> Tensor:
         """Scores ``(n, N)`` of candidate sequences ``(n, N, H, A)`` from beliefs ``state`` ``(n, ...)``."""
