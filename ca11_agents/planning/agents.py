@@ -33,6 +33,13 @@ _PLANNER_ARGS = """
             cost of acting, which grows with ``candidates * iterations * horizon``."""
 
 
+def _arguments(scope: dict[str, Any], *own: str) -> dict[str, Any]:
+    """A planning learner's constructor arguments (its ``locals()``) for :class:`PlanningAgent`, without its own
+    (``own``) and the setup flag: each learner lists its arguments once, in its signature."""
+    skip = {"self", "__class__", "_init_setup_model", *own}
+    return {name: value for name, value in scope.items() if name not in skip}
+
+
 class PlanningAgent(ModelBasedAlgorithm):
     """What the planning learners share: the planner's arguments and a world-model update as the whole of
     :meth:`train`. A subclass names its policies and fills :meth:`model` (the module the update trains; its
@@ -165,28 +172,7 @@ class WorldModelAgent(PlanningAgent):
     ) -> None:
         if int(seq_len) < 2:
             raise ValueError(f"WorldModelAgent: seq_len must be >= 2 (windows of transitions), got {seq_len}")
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            planner=planner,
-            horizon=horizon,
-            planner_kwargs=planner_kwargs,
-            grad_clip=grad_clip,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            seq_len=seq_len,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            gamma=gamma,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-        )
+        super().__init__(**_arguments(locals(), "uncertainty_weight"))
         self.uncertainty_weight = uncertainty_weight
         if _init_setup_model:
             self._setup_model()
@@ -312,28 +298,7 @@ class RSSMAgent(PlanningAgent):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            planner=planner,
-            horizon=horizon,
-            planner_kwargs=planner_kwargs,
-            grad_clip=grad_clip,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            seq_len=seq_len,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            gamma=gamma,
-            policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-        )
+        super().__init__(**_arguments(locals()))
         if _init_setup_model:
             self._setup_model()
 
