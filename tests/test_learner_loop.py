@@ -3,14 +3,17 @@ env loop, replay, episode returns, the update schedule, logging, callbacks and s
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from torch import nn
 
+from ca11_agents.common import threads
 from ca11_agents.common.base import ModelBasedAlgorithm
 from ca11_agents.common.policies import RecurrentLatentPolicy
 from ca11_agents.world_models.rssm import RSSMState
@@ -89,3 +92,69 @@ def test_the_new_learner_saves_and_loads_safely(tmp_path):
     assert loaded.num_timesteps == 30 and loaded.batch_size == 2 and loaded.gamma == 0.9
     obs = np.array([0.1, 0.2, 0.3], np.float32)
     np.testing.assert_array_equal(learner.predict(obs)[0], loaded.predict(obs)[0])
+
+
+class ThreadProbe(BaseCallback):
+    """Records torch's intra-op thread count at every env step of ``learn``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: set[int] = set()
+
+    def _on_step(self) -> bool:
+        self.counts.add(torch.get_num_threads())
+        return True
+
+
+@pytest.fixture
+def busy_machine_defaults(monkeypatch):
+    """As on a fresh process of a 3-core machine: torch's default of 3 threads, no thread variables set."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CA11_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(threads, "TORCH_DEFAULT_THREADS", 3)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_learn_and_predict_use_one_thread_on_a_cpu_and_restore_the_users_count(busy_machine_defaults):
+    probe = ThreadProbe()
+    learner = CountingLearner(env="Pendulum-v1", seed=0).learn(20, callback=probe)
+    assert probe.counts == {1} and torch.get_num_threads() == 3
+    seen = []
+    real_act = learner.policy.act
+    learner.policy.act = lambda *a, **k: (seen.append(torch.get_num_threads()), real_act(*a, **k))[1]
+    learner.predict(np.zeros(3, np.float32))
+    assert seen == [1] and torch.get_num_threads() == 3
+
+
+def test_a_thread_count_the_user_chose_is_kept(busy_machine_defaults, monkeypatch):
+    torch.set_num_threads(2)  # set_num_threads with another count than torch's default: the user chose
+    probe = ThreadProbe()
+    CountingLearner(env="Pendulum-v1", seed=0).learn(20, callback=probe)
+    assert probe.counts == {2}
+    torch.set_num_threads(3)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # so did whoever set OMP_NUM_THREADS
+    assert threads.learner_threads() is None
+    monkeypatch.setenv("CA11_NUM_THREADS", "2")  # ca11's own switch wins; 0 leaves torch alone
+    assert threads.learner_threads() == 2
+    probe = ThreadProbe()
+    CountingLearner(env="Pendulum-v1", seed=0).learn(20, callback=probe)
+    assert probe.counts == {2} and torch.get_num_threads() == 3
+    monkeypatch.setenv("CA11_NUM_THREADS", "0")
+    assert threads.learner_threads() is None
+    monkeypatch.setenv("CA11_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="CA11_NUM_THREADS must be an integer"):
+        threads.learner_threads()
+
+
+def test_learn_warns_when_it_ends_before_any_update():
+    learner = CountingLearner(env="Pendulum-v1", seed=0, learning_starts=50, train_freq=5)
+    with pytest.warns(UserWarning, match=r"before any update.*learning_starts=50"):
+        learner.learn(30)
+    assert learner._n_updates == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learner.learn(30, reset_num_timesteps=False)  # steps 30..60: updates run from step 50 on
+    assert learner._n_updates > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import time
+import warnings
 from collections import defaultdict
 from typing import Any, ClassVar, TypeVar
 
@@ -30,6 +31,7 @@ from ca11_agents.common.checkpoint import (
 from ca11_agents.common.policies import RecurrentLatentPolicy
 from ca11_agents.common.replay import SequenceReplayBuffer
 from ca11_agents.common.spaces import ActionAdapter, obs_as_tensor, space_from_json, space_to_json, stack_observations
+from ca11_agents.common.threads import cpu_threads
 from ca11_agents.world_models.encoders import check_observation_space
 
 SelfModelBased = TypeVar("SelfModelBased", bound="ModelBasedAlgorithm")
@@ -176,12 +178,38 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfModelBased:
-        """Train for ``total_timesteps`` env steps (SB3's signature; ``log_interval`` counts episodes)."""
+        """Train for ``total_timesteps`` env steps (SB3's signature; ``log_interval`` counts episodes).
+
+        On a CPU it runs with one torch intra-op thread unless you chose a count (:mod:`ca11_agents.common.threads`).
+        """
+        name = type(self).__name__
         if self.env is None:
             raise ValueError(
-                f"{type(self).__name__}.learn needs an env: pass one to the constructor, to load(path, env=...) or "
-                "to set_env()"
+                f"{name}.learn needs an env: pass one to the constructor, to load(path, env=...) or to set_env()"
             )
+        end = int(total_timesteps) + (0 if reset_num_timesteps else int(self.num_timesteps))
+        if end < self.learning_starts + self.train_freq:
+            warnings.warn(
+                f"{name}.learn({total_timesteps}) ends at env step {end}, before any update: updates start once "
+                f"learning_starts={self.learning_starts} steps are stored (then one round every "
+                f"train_freq={self.train_freq} steps), and until then actions are random. Train for more steps or "
+                "pass a smaller learning_starts.",
+                UserWarning,
+                stacklevel=2,
+            )
+        with cpu_threads(self.device):
+            return self._learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
+    def _learn(
+        self: SelfModelBased,
+        total_timesteps: int,
+        callback: MaybeCallback,
+        log_interval: int,
+        tb_log_name: str | None,
+        reset_num_timesteps: bool,
+        progress_bar: bool,
+    ) -> SelfModelBased:
+        """The learner loop (see the class docstring), with :meth:`learn`'s arguments."""
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name or self.tb_log_name, progress_bar
         )

@@ -17,6 +17,7 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 
 from ca11_agents.common.spaces import ActionAdapter, batch_observation, is_image, obs_as_tensor
+from ca11_agents.common.threads import cpu_threads
 from ca11_agents.world_models.encoders import check_observation_space
 from ca11_agents.world_models.rssm import RecurrentStateSpaceModel, RSSMState
 
@@ -109,6 +110,16 @@ class RecurrentLatentPolicy(BasePolicy):
         at the start), and the state of every env whose ``episode_start`` is true is reset first. Channel-last
         images are transposed to the policy's channel order (SB3's ``maybe_transpose``).
         """
+        with cpu_threads(self.device):  # one intra-op thread on a CPU unless the user chose (common/threads.py)
+            return self._predict_recurrent(observation, state, episode_start, deterministic)
+
+    def _predict_recurrent(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: RecurrentState | None,
+        episode_start: np.ndarray | None,
+        deterministic: bool,
+    ) -> tuple[np.ndarray, RecurrentState]:
         name = f"{type(self).__name__}.predict"
         batch, n, single = batch_observation(observation, self.observation_space, name)
         device = self.device
