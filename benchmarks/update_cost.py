@@ -4,7 +4,7 @@ for variants of it.
 Usage::
 
     python -m benchmarks.update_cost [--algo dreamer] [--env CA11/ContinuousCartPole-v0] [--updates 300] \\
-        [--repeats 2] [--actions 200] [--variant NAME='{"mc_value_coef": 0.0}' ...]
+        [--repeats 2] [--actions 200] [--learn-steps 500] [--variant NAME='{"mc_value_coef": 0.0}' ...]
 
 A planner (``--algo world_model_agent`` or ``rssm_agent``) is cheap to train and costly to act: ``--actions N`` also
 times N deterministic ``predict`` calls from the env's observations (a search per call) and reports actions per
@@ -14,6 +14,8 @@ The policy alias follows the env's observation space (``CnnPolicy`` for ``CA11/P
 fills its replay buffer with ``--fill`` random env steps (so it holds finished episodes), warms up with 20 updates,
 then times ``--updates`` calls of the learner's ``train`` on one torch thread; the figure is the
 best of ``--repeats`` such runs (the configurations take turns, so a slow phase of the machine hits all of them).
+It also counts the aten operator calls of an update (``torch.profiler``) and times ``learn`` for ``--learn-steps``
+more env steps on the learner's own schedule: the env steps per second that a training run gets.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 
 import torch
 
@@ -48,7 +51,9 @@ def build(env_id: str, kwargs: dict, fill: int, algo: str = "dreamer", seed: int
     spec = get_algo(algo)
     policy = policy_for(spec, env_id)  # MlpPolicy, CnnPolicy or MultiInputPolicy by the space
     agent = spec.load_class()(policy, env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
-    agent.learn(fill)
+    with warnings.catch_warnings():  # "ends before any update": filling the replay is the point here
+        warnings.simplefilter("ignore", UserWarning)
+        agent.learn(fill)
     for _ in range(20):
         agent.train()
     return agent
@@ -62,6 +67,24 @@ def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int =
     for _ in range(updates):
         agent.train()
     return (time.perf_counter() - start) / updates
+
+
+def count_ops(agent, updates: int = 3) -> float:  # noqa: ANN001
+    """aten operator calls per update (``torch.profiler``, CPU): the per-call overhead an update pays."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            agent.train()
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")) / updates
+
+
+def time_learning(agent, steps: int) -> float:  # noqa: ANN001
+    """Env steps per second of ``agent.learn(steps)`` continuing a run past ``learning_starts``: acting, storing,
+    updating on the learner's own schedule (``train_freq``, ``gradient_steps``) and logging, all counted."""
+    start = time.perf_counter()
+    agent.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - start)
 
 
 def time_actions(env_id: str, kwargs: dict, fill: int, actions: int, seed: int = 0, algo: str = "dreamer",
@@ -93,23 +116,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fill", type=int, default=2000, help="random env steps stored before timing")
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--learn-steps", type=int, default=500,
+                        help="also time learn() for this many env steps after the fill: env steps/s (0: skip)")
     parser.add_argument("--variant", type=parse_variant, action="append", default=[], help="NAME='{json kwargs}'")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     configs = [("default", {}), *args.variant]
     best: dict[str, float] = {}
     acting: dict[str, float] = {}
-    for _ in range(args.repeats):
+    steps_per_s: dict[str, float] = {}
+    ops: dict[str, float] = {}
+    for repeat in range(args.repeats):
         for name, kwargs in configs:
             agent = build(args.env, kwargs, args.fill, args.algo)
             seconds = time_updates(args.env, kwargs, args.fill, args.updates, agent=agent)
             best[name] = min(best.get(name, float("inf")), seconds)
+            if repeat == 0:
+                ops[name] = count_ops(agent)
             if args.actions:
                 seconds = time_actions(args.env, kwargs, args.fill, args.actions, agent=agent)
                 acting[name] = min(acting.get(name, float("inf")), seconds)
+            if args.learn_steps:
+                steps_per_s[name] = max(steps_per_s.get(name, 0.0), time_learning(agent, args.learn_steps))
     for name, kwargs in configs:
         act = f"  {1 / acting[name]:6.1f} actions/s ({1000 * acting[name]:.1f} ms each)" if name in acting else ""
-        print(f"{args.algo} {name:>12}: {1000 * best[name]:6.1f} ms per update{act}  {json.dumps(kwargs)}")
+        learn = f"  {steps_per_s[name]:5.1f} env steps/s in learn()" if name in steps_per_s else ""
+        print(
+            f"{args.algo} {name:>12}: {1000 * best[name]:6.1f} ms per update  {ops[name]:7.0f} aten calls per update"
+            f"{learn}{act}  {json.dumps(kwargs)}"
+        )
 
 
 if __name__ == "__main__":

@@ -389,6 +389,21 @@ def test_update_cost_times_variants_and_names_bad_ones():
     assert math.isfinite(seconds) and seconds > 0.0
 
 
+def test_update_cost_counts_operator_calls_and_env_steps_per_second(capsys):
+    from benchmarks import update_cost
+
+    tiny = {"batch_size": 2, "seq_len": 4, "imagination_horizon": 3, "imagination_starts": 4}
+    agent = update_cost.build("CA11/ContinuousPendulum-v0", tiny, fill=20)
+    assert update_cost.count_ops(agent, updates=1) > 100  # an update is hundreds of aten calls at least
+    before = agent.num_timesteps
+    assert update_cost.time_learning(agent, 10) > 0.0 and agent.num_timesteps == before + 10
+    assert agent._n_updates > 20  # it trained on its schedule (20 warm-up updates, then more)
+    update_cost.main(["--env", "CA11/ContinuousPendulum-v0", "--fill", "40", "--updates", "1", "--repeats", "1",
+                      "--learn-steps", "4", "--variant", f"tiny={json.dumps(tiny)}"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "aten calls per update" in out and "env steps/s in learn()" in out and "tiny" in out
+
+
 @pytest.mark.parametrize("algo", ["world_model_agent", "rssm_agent"])
 def test_update_cost_times_a_planners_updates_and_actions(algo):
     from benchmarks import update_cost

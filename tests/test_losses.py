@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ca11_agents.common.distributions import TwoHotSymlog, symexp, symlog, unimix_probs
+from ca11_agents.common.distributions import TwoHotSymlog, softmax, symexp, symlog, unimix_probs
 from ca11_agents.common.losses import kl_balanced, lambda_returns, replay_lambda_returns
 from ca11_agents.world_models.rssm import RecurrentStateSpaceModel
 
@@ -110,3 +110,29 @@ def test_replay_lambda_returns_cut_at_episode_boundaries():
     )
     with pytest.raises(ValueError, match="must all be"):
         replay_lambda_returns(r, terminated, is_first, v[:, :-1], gamma, lam)
+
+
+def test_twohot_loss_and_mean_match_the_dense_two_hot_formulas():
+    """The gathered loss and the matmul mean are the DreamerV3 formulas over all bins, values and gradients."""
+    twohot = TwoHotSymlog(bins=255)
+    logits = torch.randn(6, 5, 255, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(6, 5, dtype=torch.float64) * 30.0
+    loss = twohot.loss(logits, target)
+    dense = -(twohot.encode(target) * torch.log_softmax(logits, -1)).sum(-1)
+    torch.testing.assert_close(loss, dense)
+    (grad,) = torch.autograd.grad(loss.sum(), logits)
+    (dense_grad,) = torch.autograd.grad(dense.sum(), logits)
+    torch.testing.assert_close(grad, dense_grad)
+    expected = symexp((torch.softmax(logits, -1) * twohot.buckets.double()).sum(-1))
+    torch.testing.assert_close(twohot.mean(logits), expected)
+
+
+@pytest.mark.parametrize("classes", [2, 8, 32, 33, 255])
+def test_the_fast_softmax_is_torchs_softmax(classes):
+    logits = (torch.randn(64, 4, classes, dtype=torch.float64) * 20.0).requires_grad_()
+    weights = torch.randn(64, 4, classes, dtype=torch.float64)
+    ours, ref = softmax(logits), torch.softmax(logits, -1)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(
+        torch.autograd.grad((ours * weights).sum(), logits)[0], torch.autograd.grad((ref * weights).sum(), logits)[0]
+    )

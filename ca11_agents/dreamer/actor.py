@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from ca11_agents.common.distributions import softmax
 from ca11_agents.common.nets import mlp
 
 
@@ -119,7 +120,7 @@ class CategoricalLatentActor(nn.Module):
     def _probs(self, features: Tensor) -> list[Tensor]:
         """Per block, the probabilities ``(..., n)`` (softmax mixed with the uniform)."""
         blocks = self.net(features).split(self.nvec, -1)
-        return [(1.0 - self.unimix) * torch.softmax(b, -1) + self.unimix / b.shape[-1] for b in blocks]
+        return [(1.0 - self.unimix) * softmax(b) + self.unimix / b.shape[-1] for b in blocks]
 
     @staticmethod
     def _one_hot(probs: Tensor, deterministic: bool) -> Tensor:
