@@ -16,3 +16,7 @@ except ImportError:  # the environment tests do not need torch
 
 if torch is not None:
     torch.set_num_threads(1)
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001
+    config.addinivalue_line("markers", "slow: takes more than ~10 s (deselect with -m 'not slow'); CI runs them all")

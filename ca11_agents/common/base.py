@@ -22,7 +22,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 from stable_baselines3.common.vec_env import VecEnv
 
+from ca11_agents.common.arguments import validate, validate_learn
 from ca11_agents.common.checkpoint import (
+    TensorSpecs,
     flatten_optimizer,
     load_checkpoint,
     save_checkpoint,
@@ -35,6 +37,17 @@ from ca11_agents.common.threads import cpu_threads
 from ca11_agents.world_models.encoders import check_observation_space
 
 SelfModelBased = TypeVar("SelfModelBased", bound="ModelBasedAlgorithm")
+
+
+def _check_finite(learner: str, step: int, obs: Any, rewards: np.ndarray) -> None:
+    """Refuse NaN or infinite observations and rewards where they enter, before they reach the replay and every
+    weight: a ``ValueError`` naming the env step and the field."""
+    fields = obs.items() if isinstance(obs, dict) else [("observation", obs)]
+    for key, value in [*fields, ("reward", rewards)]:
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            envs = np.flatnonzero(~np.isfinite(value).reshape(len(value), -1).all(axis=1)).tolist()
+            raise ValueError(f"{learner}: the env returned a non-finite {key} at env step {step} (envs {envs})")
 
 #: Replay memory a default ``buffer_size`` may take (``min(1_000_000 steps, this / bytes per step)``): 4 GiB is
 #: about 340,000 64x64x3 frames (12 KiB each), comfortable on a 24 GiB machine; vector tasks keep 1,000,000 steps.
@@ -63,6 +76,8 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             ``agent_defaults``.
         gradient_steps: updates per round.
         gamma: the discount (of imagined returns, and of the stored Monte-Carlo returns).
+        on_nonfinite: ``"raise"`` (a ``ValueError`` naming the loss term) or ``"skip"`` (warn, skip the step) when a
+            loss is NaN or infinite; non-finite observations and rewards always raise, naming the env step.
     """
 
     policy: RecurrentLatentPolicy
@@ -83,6 +98,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         train_freq: int | None,
         gradient_steps: int,
         gamma: float,
+        on_nonfinite: str = "raise",
         policy_kwargs: dict[str, Any] | None,
         stats_window_size: int,
         tensorboard_log: str | None,
@@ -120,17 +136,10 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         )
         if env is None:
             self.n_envs = 1  # set_env() after load() compares against it, as in SB3
-        for what, value in (
-            ("batch_size", batch_size),
-            ("seq_len", seq_len),
-            ("train_freq", train_freq),
-            ("gradient_steps", gradient_steps),
-            ("buffer_size", 1 if buffer_size is None else buffer_size),
-        ):
-            if int(value) < 1:
-                raise ValueError(f"{name}: {what} must be >= 1, got {value}")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"{name}: need 0 < gamma <= 1, got {gamma}")
+        if on_nonfinite not in ("raise", "skip"):
+            raise ValueError(f"{name}: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        self.on_nonfinite = on_nonfinite
+        # Every argument is checked (common/arguments.py) when the model is set up, once the learner set its own.
         self.buffer_size, self.learning_starts = buffer_size, learning_starts
         self.batch_size, self.seq_len = batch_size, seq_len
         self.train_freq, self.gradient_steps, self.gamma = train_freq, gradient_steps, gamma
@@ -139,16 +148,31 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         self._prev_action: torch.Tensor | None = None
 
     def _setup_model(self) -> None:
-        """Seed, build the policy from the spaces, and the replay buffer; learners add their optimizers."""
+        """Check every constructor argument, seed, build the policy from the spaces, and the replay buffer; learners
+        add their optimizers."""
+        name = type(self).__name__
+        for arg, value in validate(name, self._init_kwargs()).items():
+            setattr(self, self._ATTRIBUTES.get(arg, arg), value)
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
         self.policy = self.policy.to(self.device)
         n_envs = self.n_envs if self.env is not None else 1
         action_dim = self.policy.actions.dim
         capacity = self.buffer_size
+        per_step = SequenceReplayBuffer.bytes_per_step(self.observation_space, action_dim)
         if capacity is None:
-            per_step = SequenceReplayBuffer.bytes_per_step(self.observation_space, action_dim)
             capacity = max(n_envs, min(1_000_000, DEFAULT_REPLAY_BYTES // per_step))
+        if capacity // n_envs < self.seq_len:
+            raise ValueError(
+                f"{name}: buffer_size={capacity} keeps {capacity // n_envs} steps per env ({n_envs} envs), fewer than "
+                f"seq_len={self.seq_len}: no training window could ever be sampled"
+            )
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+        if memory and capacity * per_step > memory:
+            raise ValueError(
+                f"{name}: buffer_size={capacity} steps of {per_step} bytes need {capacity * per_step / 2**30:.1f} "
+                f"GiB, more than this machine's {memory / 2**30:.1f} GiB"
+            )
         self.replay_buffer = SequenceReplayBuffer(
             capacity, self.observation_space, action_dim, n_envs=n_envs, seed=self.seed
         )
@@ -187,7 +211,8 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             raise ValueError(
                 f"{name}.learn needs an env: pass one to the constructor, to load(path, env=...) or to set_env()"
             )
-        end = int(total_timesteps) + (0 if reset_num_timesteps else int(self.num_timesteps))
+        total_timesteps = validate_learn(name, total_timesteps)
+        end = total_timesteps + (0 if reset_num_timesteps else int(self.num_timesteps))
         if end < self.learning_starts + self.train_freq:
             warnings.warn(
                 f"{name}.learn({total_timesteps}) ends at env step {end}, before any update: updates start once "
@@ -237,6 +262,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                 policy.warming_up = False
             action = action_t.cpu().numpy()
             new_obs, rewards, dones, infos = env.step(policy.actions.to_env(action))
+            _check_finite(type(self).__name__, self.num_timesteps + n, new_obs, rewards)
             terminated = np.array(
                 [done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], np.float32
             )
@@ -267,6 +293,20 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         callback.on_rollout_end()
         callback.on_training_end()
         return self
+
+    def _finite(self, loss: torch.Tensor, term: str) -> bool:
+        """Whether ``loss`` is finite; if not, raise a ``ValueError`` naming ``term`` (``on_nonfinite="raise"``) or
+        warn and return ``False`` so the learner skips that step (``"skip"``)."""
+        if bool(torch.isfinite(loss).all()):
+            return True
+        message = (
+            f"{type(self).__name__}: non-finite {term} ({float(loss.detach().float().sum())}) at update "
+            f"{self._n_updates + 1}, env step {self.num_timesteps}"
+        )
+        if self.on_nonfinite == "raise":
+            raise ValueError(f"{message}; on_nonfinite='skip' skips such updates with a warning")
+        warnings.warn(f"{message}: update skipped", RuntimeWarning, stacklevel=3)
+        return False
 
     @torch.no_grad()
     def _end_episodes(self, dones: np.ndarray, terminated: np.ndarray, infos: list[dict], action: torch.Tensor) -> None:
@@ -369,28 +409,39 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         Raises:
             ValueError: the file is not a checkpoint of this class, or ``env``'s spaces do not match.
         """
-        config, tensors = load_checkpoint(path, cls.__name__)
-        try:
-            obs_space = space_from_json(config["observation_space"])
-            action_space = space_from_json(config["action_space"])
-            policy = kwargs.pop("policy", None) or config.get("policy") or "MlpPolicy"
-            if isinstance(policy, str) and policy not in cls.policy_aliases:
-                raise ValueError(f"unknown policy {policy!r} (known: {sorted(cls.policy_aliases)})")
-            init_kwargs = {**config["init_kwargs"], **kwargs}
-            unknown = set(init_kwargs) - set(inspect.signature(cls.__init__).parameters)
-            if unknown:
-                raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"{path}: malformed {cls.__name__} config: {exc}") from exc
-        agent = cls(policy, env=env, device=device, _init_setup_model=False, **init_kwargs)
-        if env is not None:
-            for what, saved, given in (
-                ("observation", obs_space, agent.observation_space),
-                ("action", action_space, agent.action_space),
-            ):
-                if saved != given:
-                    raise ValueError(f"{path}: the env's {what} space {given} differs from the saved one {saved}")
-        agent.observation_space, agent.action_space = obs_space, action_space
+        built: dict[str, Any] = {}
+
+        def check(config: dict[str, Any], specs: TensorSpecs) -> None:
+            # Before any tensor data is read: the config, then every tensor's shape against a build on the meta
+            # device (no memory), so a file cannot make this load allocate what a real agent would not hold.
+            try:
+                spaces_ = space_from_json(config["observation_space"]), space_from_json(config["action_space"])
+                policy = kwargs.pop("policy", None) or config.get("policy") or "MlpPolicy"
+                if isinstance(policy, str) and policy not in cls.policy_aliases:
+                    raise ValueError(f"unknown policy {policy!r} (known: {sorted(cls.policy_aliases)})")
+                stored = dict(config["init_kwargs"])
+                # Paths are the caller's to choose: a checkpoint does not decide where a later learn() writes.
+                stored.pop("tensorboard_log", None)
+                init_kwargs = {**stored, **kwargs}
+                unknown = set(init_kwargs) - set(inspect.signature(cls.__init__).parameters)
+                if unknown:
+                    raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
+                if not isinstance(config["state"], dict) or not isinstance(config["optimizers"], dict):
+                    raise ValueError("state and optimizers must be JSON objects")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ValueError(f"malformed {cls.__name__} config: {exc}") from exc
+            agent = cls(policy, env=env, device=device, _init_setup_model=False, **init_kwargs)
+            if env is not None:
+                for what, saved, given in zip(("observation", "action"), spaces_, (agent.observation_space,
+                                                                                  agent.action_space)):  # fmt: skip
+                    if saved != given:
+                        raise ValueError(f"the env's {what} space {given} differs from the saved one {saved}")
+            agent.observation_space, agent.action_space = spaces_
+            agent._check_tensor_specs(specs)
+            built["agent"] = agent
+
+        config, tensors = load_checkpoint(path, cls.__name__, check)
+        agent = built["agent"]
         agent._setup_model()
         try:
             agent.policy.load_state_dict(
@@ -399,9 +450,44 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             for name, optimizer in agent.optimizers.items():
                 optimizer.load_state_dict(unflatten_optimizer(f"optim/{name}", tensors, config["optimizers"][name]))
             agent._load_extra_state(config["state"])
-        except (KeyError, RuntimeError, ValueError) as exc:
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise ValueError(f"{path}: weights do not match a {cls.__name__} of this configuration: {exc}") from exc
         return agent
+
+    def _check_tensor_specs(self, specs: TensorSpecs) -> None:
+        """Refuse checkpoint tensors (``{name: (dtype, shape)}``) that this agent's networks and optimizers would
+        not hold, by building them on the meta device: no memory, however large the config asks them to be."""
+        device = self.device
+        self.device = torch.device("meta")
+        try:
+            with torch.device("meta"):
+                self._setup_model()
+            expected = {f"policy/{k}": (v.dtype, tuple(v.shape)) for k, v in self.policy.state_dict().items()}
+            params = {
+                name: [tuple(p.shape) for group in optimizer.param_groups for p in group["params"]]
+                for name, optimizer in self.optimizers.items()
+            }
+        finally:
+            self.device = device
+            self.policy, self.replay_buffer = None, None  # type: ignore[assignment]
+        missing = sorted(set(expected) - set(specs))
+        if missing:
+            raise ValueError(f"tensors missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        for name, (dtype, shape) in specs.items():
+            if name in expected:
+                if (dtype, shape) != expected[name]:
+                    want = expected[name]
+                    raise ValueError(f"tensor {name!r} is {dtype}{list(shape)}, expected {want[0]}{list(want[1])}")
+                continue
+            parts = name.split("/")
+            if len(parts) != 4 or parts[0] != "optim" or parts[1] not in params or not parts[2].isdigit():
+                raise ValueError(f"unexpected tensor {name!r}")
+            index = int(parts[2])
+            if index >= len(params[parts[1]]):
+                raise ValueError(f"tensor {name!r}: optimizer {parts[1]!r} has {len(params[parts[1]])} parameters")
+            want = () if parts[3] == "step" else params[parts[1]][index]
+            if shape != want:
+                raise ValueError(f"tensor {name!r} has shape {list(shape)}, expected {list(want)}")
 
     def save_replay_buffer(self, path: str | os.PathLike) -> None:
         """Save the replay buffer (``.npz``, atomically) so that training can resume with

@@ -9,9 +9,12 @@ interrupted save never destroys the previous checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +27,37 @@ FORMAT_VERSION = 1
 
 
 def atomic_write(path: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    The file gets the permissions ``open()`` would give it (``0o666`` less the process's umask, applied by the
+    kernel: the umask is never changed, so other threads are not affected), or, when ``path`` exists, that file's
+    own mode (a ``chmod 600`` checkpoint stays private). The temporary file is removed if anything fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the permissions open() would
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(
@@ -73,13 +86,87 @@ def save_checkpoint(
     return atomic_write(path, write)
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+#: What a checkpoint may make :func:`load_checkpoint` read, whatever its headers claim: ``config.json`` at most
+#: this many bytes, the safetensors header at most ``MAX_HEADER_BYTES``, and a member larger than
+#: ``INFLATION_FREE_BYTES`` at most ``MAX_INFLATION`` times its compressed size (trained float32 weights barely
+#: compress; a zip bomb inflates a thousandfold).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_HEADER_BYTES = 1 << 24
+INFLATION_FREE_BYTES = 64 << 20
+MAX_INFLATION = 20
+
+#: safetensors dtype names -> torch dtypes (those a checkpoint may hold).
+_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+
+#: ``{name: (dtype, shape)}``: what a checkpoint's tensors are, read from the safetensors header alone.
+TensorSpecs = dict[str, tuple[torch.dtype, tuple[int, ...]]]
+
+
+def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, refusing members whose declared or actual size exceeds ``limit``."""
+    if info.file_size > limit:
+        raise ValueError(f"member {info.filename} declares {info.file_size} bytes (limit {limit})")
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"member {info.filename} inflates past {limit} bytes")
+    return data
+
+
+def _tensor_specs(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> TensorSpecs:
+    """The safetensors member's header, checked for consistency with the member's declared size (every byte of
+    the payload belongs to exactly one tensor of the declared dtype and shape), before any payload is read."""
+    with archive.open(info) as member:
+        raw = member.read(8)
+        if len(raw) != 8:
+            raise ValueError("truncated safetensors header")
+        size = int.from_bytes(raw, "little")
+        if size > MAX_HEADER_BYTES:
+            raise ValueError(f"safetensors header of {size} bytes (limit {MAX_HEADER_BYTES})")
+        header = json.loads(member.read(size))
+    if not isinstance(header, dict):
+        raise ValueError("the safetensors header is not a JSON object")
+    header.pop("__metadata__", None)
+    specs, spans = {}, []
+    for name, entry in header.items():
+        try:
+            dtype, shape, (begin, end) = _DTYPES[entry["dtype"]], tuple(entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"tensor {name!r}: malformed header entry ({exc!r})") from None
+        if not all(isinstance(d, int) and d >= 0 for d in (*shape, begin, end)):
+            raise ValueError(f"tensor {name!r}: shape {list(shape)} and offsets must be non-negative integers")
+        if end - begin != math.prod(shape) * dtype.itemsize:
+            raise ValueError(f"tensor {name!r}: {end - begin} bytes for {dtype}{list(shape)}")
+        specs[name] = (dtype, shape)
+        spans.append((begin, end))
+    spans.sort()
+    if any(a[1] != b[0] for a, b in zip(spans, spans[1:])) or (spans and spans[0][0] != 0):
+        raise ValueError("the tensors' data overlap or leave gaps")
+    payload = spans[-1][1] if spans else 0
+    if info.file_size != 8 + size + payload:
+        raise ValueError(f"member of {info.file_size} bytes, its header describes {8 + size + payload}")
+    return specs
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    kind: str,
+    check: Callable[[dict[str, Any], TensorSpecs], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Read a checkpoint written by :func:`save_checkpoint` for ``kind``: ``(config, tensors)`` (tensors on CPU).
+
+    The file is treated as hostile until validated: members and their sizes are checked before they are read
+    (no member inflates past its declared size, :data:`MAX_CONFIG_BYTES`, or :data:`MAX_INFLATION` times its
+    stored size), and ``check(config, specs)``, given the config and every tensor's dtype and shape from the
+    safetensors header, can refuse the file (with a ``ValueError``) before any tensor data is read.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a ca11 checkpoint (corrupted, truncated, tampered with) or was written by another
-            class.
+        ValueError: the file is not a ca11 checkpoint (corrupted, truncated, tampered with, oversized), was
+            written by another class, or ``check`` refused it; the message names the file.
     """
     path = Path(path)
     if not path.is_file() and path.suffix == "" and path.with_suffix(".zip").is_file():
@@ -88,22 +175,38 @@ def load_checkpoint(path: str | os.PathLike, kind: str) -> tuple[dict[str, Any],
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if names != {"config.json", "tensors.safetensors"}:
+            infos = archive.infolist()
+            names = [info.filename for info in infos]
+            if sorted(names) != ["config.json", "tensors.safetensors"]:
                 raise ValueError(f"unexpected archive members {sorted(names)}")
-            header = json.loads(archive.read("config.json"))
-            tensors = load_tensors(archive.read("tensors.safetensors"))
+            members = {info.filename: info for info in infos}
+            header = json.loads(_read_bounded(archive, members["config.json"], MAX_CONFIG_BYTES))
+            _check_header(header, kind)
+            info = members["tensors.safetensors"]
+            if info.file_size > max(INFLATION_FREE_BYTES, MAX_INFLATION * info.compress_size):
+                raise ValueError(
+                    f"tensors.safetensors would inflate from {info.compress_size} to {info.file_size} bytes"
+                )
+            specs = _tensor_specs(archive, info)
+            if check is not None:
+                check(header["config"], specs)
+            tensors = load_tensors(_read_bounded(archive, info, info.file_size))
     except ValueError as exc:
         raise ValueError(f"{path} is not a valid {kind} checkpoint: {exc}") from exc
     except Exception as exc:  # zipfile.BadZipFile, zlib errors, safetensors errors, ...
         raise ValueError(f"{path} is not a valid {kind} checkpoint (corrupted or truncated?): {exc}") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a ca11 checkpoint (missing format header)")
-    if header.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format version {header.get('version')} is not supported")
-    if header.get("kind") != kind:
-        raise ValueError(f"{path} holds a {header.get('kind')} checkpoint, not a {kind}")
     return header["config"], tensors
+
+
+def _check_header(header: Any, kind: str) -> None:
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ValueError("not a ca11 checkpoint (missing format header)")
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"checkpoint format version {header.get('version')} is not supported")
+    if header.get("kind") != kind:
+        raise ValueError(f"it holds a {header.get('kind')} checkpoint, not a {kind}")
+    if not isinstance(header.get("config"), dict):
+        raise ValueError("its config is not a JSON object")
 
 
 def flatten_optimizer(prefix: str, state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

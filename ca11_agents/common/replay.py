@@ -198,6 +198,11 @@ class SequenceReplayBuffer:
             )
         if not (1 <= size and 0 <= pos < size and 0 <= count <= size):
             raise ValueError(f"{path}: inconsistent positions (size={size}, pos={pos}, count={count})")
+        if size > self.size_per_env:
+            raise ValueError(
+                f"{path}: the file keeps {size} steps per env, more than this buffer holds ({self.size_per_env}); "
+                f"build the agent with buffer_size >= {size * n_envs} to load it"
+            )
         for k, (shape, dtype) in expected.items():
             if k not in headers:
                 continue  # optional (returns of old files)
@@ -230,6 +235,9 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     stored size disagrees with its header (a compressed member that would inflate, a truncated one) is refused."""
     out = {}
     with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate members {sorted({n for n in names if names.count(n) > 1})}")
         for info in archive.infolist():
             if not info.filename.endswith(".npy") or len(out) > 64:
                 raise ValueError(f"unexpected member {info.filename!r}")

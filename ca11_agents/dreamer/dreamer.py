@@ -109,6 +109,8 @@ class DreamerAgent(ModelBasedAlgorithm):
             steps: this is what teaches the cart-pole's values that a slow drift ends at the track's edge (0: off;
             not part of DreamerV3).
         grad_clip: clip of every gradient's global norm.
+        on_nonfinite: a non-finite loss (world model, actor or critic) ``"raise"``\ s a ``ValueError`` naming it,
+            or (``"skip"``) that optimizer's step is skipped with a warning.
         policy_kwargs: network sizes, see :class:`DreamerPolicy`.
         stats_window_size: episodes averaged by the logger's rollout statistics.
         tensorboard_log: TensorBoard folder (``None``: no TensorBoard).
@@ -149,6 +151,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         replay_value_coef: float = 0.0,
         mc_value_coef: float = 0.3,
         grad_clip: float = 100.0,
+        on_nonfinite: str = "raise",
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -168,6 +171,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             train_freq=train_freq,
             gradient_steps=gradient_steps,
             gamma=gamma,
+            on_nonfinite=on_nonfinite,
             policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -175,10 +179,6 @@ class DreamerAgent(ModelBasedAlgorithm):
             seed=seed,
             device=device,
         )
-        if int(imagination_horizon) < 1:
-            raise ValueError(f"DreamerAgent: imagination_horizon must be >= 1, got {imagination_horizon}")
-        if not 0.0 <= return_lambda <= 1.0:
-            raise ValueError(f"DreamerAgent: need 0 <= return_lambda <= 1, got {return_lambda}")
         self.actor_lr, self.critic_lr = actor_lr, critic_lr
         self.return_lambda, self.imagination_horizon = return_lambda, imagination_horizon
         self.imagination_starts = imagination_starts
@@ -186,9 +186,6 @@ class DreamerAgent(ModelBasedAlgorithm):
             actor_grad = "reinforce" if _discrete(getattr(self, "action_space", None)) else "dynamics"
         if actor_grad not in ("reinforce", "dynamics"):
             raise ValueError(f"DreamerAgent: actor_grad must be 'reinforce' or 'dynamics', got {actor_grad!r}")
-        for name, value in (("replay_value_coef", replay_value_coef), ("mc_value_coef", mc_value_coef)):
-            if value < 0.0:
-                raise ValueError(f"DreamerAgent: {name} must be >= 0, got {value}")
         self.actor_grad, self.replay_value_coef, self.mc_value_coef = actor_grad, replay_value_coef, mc_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns = normalize_returns
@@ -272,6 +269,8 @@ class DreamerAgent(ModelBasedAlgorithm):
         batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device)
 
         model_loss, terms, post = policy.rssm.loss_terms(batch)
+        if not self._finite(model_loss, "world_model/loss"):
+            return {}
         self.model_optimizer.zero_grad(set_to_none=True)
         model_loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.rssm.parameters(), self.grad_clip, foreach=True)
@@ -283,8 +282,9 @@ class DreamerAgent(ModelBasedAlgorithm):
             start = start.map(lambda x: x[index])
         step = self._actor_step_reinforce if self.actor_grad == "reinforce" else self._actor_step_dynamics
         imagined = step(start)
-        torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
-        self.actor_optimizer.step()
+        if self._finite(imagined.actor_loss, "actor/loss"):
+            torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
+            self.actor_optimizer.step()
 
         # The critic: two-hot regression on the imagined returns, regularised towards the slow critic, plus losses on
         # the real windows: returns of finished episodes (Monte-Carlo) and DreamerV3's replay lambda-returns.
@@ -309,11 +309,12 @@ class DreamerAgent(ModelBasedAlgorithm):
         if self.mc_value_coef > 0.0 and bool(known.any()):
             critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], batch["returns"][known]).mean()
             critic_loss = critic_loss + self.mc_value_coef * critic_terms["critic/mc_loss"]
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
-        self.critic_optimizer.step()
-        policy.update_slow_critic(self.critic_tau)
+        if self._finite(critic_loss, "critic/loss"):
+            self.critic_optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
+            self.critic_optimizer.step()
+            policy.update_slow_critic(self.critic_tau)
         self._n_updates += 1
 
         terms = {f"world_model/{k}": v.detach() for k, v in terms.items()}

@@ -66,8 +66,6 @@ class PlanningAgent(ModelBasedAlgorithm):
                 f"{name}: planner_kwargs {clash} are set otherwise: pass horizon= and planner= (the method) to the "
                 "agent; the action layout comes from the env"
             )
-        if not grad_clip > 0:
-            raise ValueError(f"{name}: grad_clip must be > 0, got {grad_clip}")
         self.planner, self.horizon, self.planner_kwargs = planner, horizon, planner_kwargs
         self.grad_clip = grad_clip
         if hasattr(self, "action_space"):  # arguments checked now, not at the first action
@@ -79,6 +77,8 @@ class PlanningAgent(ModelBasedAlgorithm):
             return Planner(actions.dim, actions.nvec, method=self.planner, horizon=self.horizon, **self.planner_kwargs)
         except TypeError as exc:
             raise ValueError(f"{type(self).__name__}: bad planner_kwargs {self.planner_kwargs}: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"{type(self).__name__}: {exc}") from exc
 
     def model(self) -> torch.nn.Module:
         """The world model the update trains."""
@@ -103,6 +103,8 @@ class PlanningAgent(ModelBasedAlgorithm):
         assert self.replay_buffer is not None
         self.policy.set_training_mode(True)
         loss, terms = self._model_loss(self.replay_buffer.sample(self.batch_size, self.seq_len, self.device))
+        if not self._finite(loss, "world_model/loss"):
+            return {}
         self.model_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model().parameters(), self.grad_clip, foreach=True)
@@ -136,6 +138,8 @@ class WorldModelAgent(PlanningAgent):
             > 0 is optimism (explore what the model does not know), < 0 pessimism (avoid it), 0 the members' mean
             (PETS). :meth:`uncertainty` reports the disagreement itself.
         grad_clip: clip of the gradients' global norm.
+        on_nonfinite: a non-finite loss ``"raise"``\ s a ``ValueError`` naming it, or (``"skip"``) the update is
+            skipped with a warning.
         policy_kwargs: the world model's sizes, ensemble and dynamics kind (see :class:`WorldModelPolicy`;
             ``stochastic=False`` for deterministic members).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
@@ -162,6 +166,7 @@ class WorldModelAgent(PlanningAgent):
         planner_kwargs: dict[str, Any] | None = None,
         uncertainty_weight: float = 0.0,
         grad_clip: float = 100.0,
+        on_nonfinite: str = "raise",
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -170,8 +175,6 @@ class WorldModelAgent(PlanningAgent):
         device: torch.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
-        if int(seq_len) < 2:
-            raise ValueError(f"WorldModelAgent: seq_len must be >= 2 (windows of transitions), got {seq_len}")
         super().__init__(**_arguments(locals(), "uncertainty_weight"))
         self.uncertainty_weight = uncertainty_weight
         if _init_setup_model:
@@ -262,6 +265,8 @@ class RSSMAgent(PlanningAgent):
         gradient_steps: updates per round.
         gamma: discount of the predicted rewards within the horizon.{planner_args}
         grad_clip: clip of the gradients' global norm.
+        on_nonfinite: a non-finite loss ``"raise"``\ s a ``ValueError`` naming it, or (``"skip"``) the update is
+            skipped with a warning.
         policy_kwargs: the RSSM's sizes (see :class:`~ca11_agents.common.policies.RSSMLatentPolicy`).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
     """
@@ -290,6 +295,7 @@ class RSSMAgent(PlanningAgent):
         horizon: int = 12,
         planner_kwargs: dict[str, Any] | None = None,
         grad_clip: float = 100.0,
+        on_nonfinite: str = "raise",
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,

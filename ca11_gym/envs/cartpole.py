@@ -11,7 +11,13 @@ from gymnasium.envs.classic_control import utils as cc_utils
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ca11_gym.envs.utils import check_num_envs, check_render_mode, validate_batch_action, validate_scalar_action
+from ca11_gym.envs.utils import (
+    check_num_envs,
+    check_positive_int,
+    check_render_mode,
+    validate_batch_action,
+    validate_scalar_action,
+)
 from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 # CartPole-v1's constants (gymnasium/envs/classic_control/cartpole.py), computed the same way so every float matches.
@@ -243,7 +249,7 @@ class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         check_num_envs(self.name, num_envs)
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
+        self.max_episode_steps = check_positive_int(self.name, "max_episode_steps", max_episode_steps)
         self.render_mode = render_mode
         self.sutton_barto_reward = sutton_barto_reward
         self.num_rendered_envs = num_rendered_envs

@@ -11,7 +11,14 @@ from gymnasium.envs.classic_control import utils as cc_utils
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ca11_gym.envs.utils import check_num_envs, check_render_mode, validate_batch_action, validate_scalar_action
+from ca11_gym.envs.utils import (
+    check_finite,
+    check_num_envs,
+    check_positive_int,
+    check_render_mode,
+    validate_batch_action,
+    validate_scalar_action,
+)
 from ca11_gym.rendering import PygameRenderer, RendererOwner
 
 # Pendulum-v1's constants (gymnasium/envs/classic_control/pendulum.py).
@@ -114,7 +121,7 @@ class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
     def __init__(self, render_mode: str | None = None, g: float = 10.0) -> None:
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
-        self.g = g
+        self.g = check_finite(self.name, "g", g)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(-_OBS_HIGH, _OBS_HIGH, dtype=np.float32)
         # Python floats: same float64 results as Pendulum-v1's numpy scalars, without their overhead.
@@ -227,9 +234,9 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         check_num_envs(self.name, num_envs)
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.num_envs = num_envs
-        self.max_episode_steps = max_episode_steps
+        self.max_episode_steps = check_positive_int(self.name, "max_episode_steps", max_episode_steps)
         self.render_mode = render_mode
-        self.g = g
+        self.g = check_finite(self.name, "g", g)
         self.num_rendered_envs = num_rendered_envs
 
         self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)

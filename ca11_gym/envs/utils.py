@@ -30,8 +30,9 @@ def validate_action(action, space: spaces.Box, env_name: str, batch_size: int | 
     expected = space.shape if batch_size is None else (batch_size, *space.shape)
     if isinstance(action, numbers.Number) and not isinstance(action, bool):
         arr = np.asarray(action, dtype=np.float64)
-        if arr.size == int(np.prod(expected)):
-            arr = arr.reshape(expected)
+        if arr.size != int(np.prod(expected)):
+            raise ValueError(f"{env_name}: expected an action of shape {expected}, got the scalar {action!r}")
+        arr = arr.reshape(expected)
     else:
         try:
             arr = np.asarray(action)
@@ -96,6 +97,20 @@ def check_render_mode(env_name: str, render_mode: str | None, render_modes: list
 
 def check_num_envs(env_name: str, num_envs: object) -> int:
     """The number of sub-environments of a vector env as an ``int``; ``ValueError`` unless a positive integer."""
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-        raise ValueError(f"{env_name}: num_envs must be a positive integer, got {num_envs!r}")
-    return int(num_envs)
+    return check_positive_int(env_name, "num_envs", num_envs)
+
+
+def check_positive_int(env_name: str, name: str, value: object) -> int:
+    """``value`` as an ``int``; a ``ValueError`` naming the environment and the parameter unless a positive
+    integer (``max_episode_steps=0`` would end every episode before its first step)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{env_name}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_finite(env_name: str, name: str, value: object) -> float:
+    """``value`` as a ``float``; a ``ValueError`` naming the environment and the parameter unless a finite real
+    number (a NaN physics constant would turn every observation into NaN)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{env_name}: {name} must be a finite number, got {value!r}")
+    return float(value)
