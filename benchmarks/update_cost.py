@@ -4,7 +4,8 @@ for variants of it.
 Usage::
 
     python -m benchmarks.update_cost [--algo dreamer] [--env CA11/ContinuousCartPole-v0] [--updates 300] \\
-        [--repeats 2] [--actions 200] [--learn-steps 500] [--variant NAME='{"mc_value_coef": 0.0}' ...]
+        [--repeats 2] [--actions 200] [--learn-steps 500] [--variant NAME='{"mc_value_coef": 0.0}' ...] \\
+        [--device cuda] [--compile reduce-overhead]
 
 A planner (``--algo world_model_agent`` or ``rssm_agent``) is cheap to train and costly to act: ``--actions N`` also
 times N deterministic ``predict`` calls from the env's observations (a search per call) and reports actions per
@@ -46,11 +47,11 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, kwargs
 
 
-def build(env_id: str, kwargs: dict, fill: int, algo: str = "dreamer", seed: int = 0):  # noqa: ANN201
+def build(env_id: str, kwargs: dict, fill: int, algo: str = "dreamer", seed: int = 0, device: str = "cpu"):  # noqa: ANN201
     """A learner built with ``kwargs`` whose replay holds ``fill`` random steps, after 20 warm-up updates."""
     spec = get_algo(algo)
     policy = policy_for(spec, env_id)  # MlpPolicy, CnnPolicy or MultiInputPolicy by the space
-    agent = spec.load_class()(policy, env_id, seed=seed, device="cpu", **{**kwargs, "learning_starts": fill})
+    agent = spec.load_class()(policy, env_id, seed=seed, device=device, **{**kwargs, "learning_starts": fill})
     with warnings.catch_warnings():  # "ends before any update": filling the replay is the point here
         warnings.simplefilter("ignore", UserWarning)
         agent.learn(fill)
@@ -63,10 +64,37 @@ def time_updates(env_id: str, kwargs: dict, fill: int, updates: int, seed: int =
                  agent=None) -> float:  # noqa: ANN001  # fmt: skip
     """Seconds per update of a learner built with ``kwargs`` after ``fill`` random steps (or of ``agent``)."""
     agent = agent or build(env_id, kwargs, fill, algo, seed)
+    _synchronize(agent)
     start = time.perf_counter()
     for _ in range(updates):
         agent.train()
+    _synchronize(agent)
     return (time.perf_counter() - start) / updates
+
+
+def _synchronize(agent) -> None:  # noqa: ANN001
+    if agent.device.type == "cuda":
+        torch.cuda.synchronize(agent.device)
+
+
+def compile_update(agent, mode: str) -> float:  # noqa: ANN001
+    """Compile a Dreamer update's two sequential parts with ``torch.compile(mode=mode)`` (``"reduce-overhead"``
+    adds CUDA graphs on a GPU): the world-model loss (the posterior over ``T`` steps) and the imagination rollout
+    (``H`` steps of the prior and the actor). Returns the seconds the first three (compiling) updates took.
+
+    A measurement, not a library option: it replaces ``DreamerAgent``'s module-level ``imagine`` for the process.
+    """
+    import ca11_agents.dreamer.dreamer as dreamer_module
+    from ca11_agents.dreamer.imagination import imagine
+
+    rssm = agent.policy.rssm
+    rssm.loss_terms = torch.compile(rssm.loss_terms, mode=mode)
+    dreamer_module.imagine = torch.compile(imagine, mode=mode)
+    start = time.perf_counter()
+    for _ in range(3):
+        agent.train()
+    _synchronize(agent)
+    return time.perf_counter() - start
 
 
 def count_ops(agent, updates: int = 3) -> float:  # noqa: ANN001
@@ -119,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learn-steps", type=int, default=500,
                         help="also time learn() for this many env steps after the fill: env steps/s (0: skip)")
     parser.add_argument("--variant", type=parse_variant, action="append", default=[], help="NAME='{json kwargs}'")
+    parser.add_argument("--device", default="cpu", help="torch device of the learners (cpu, cuda)")
+    parser.add_argument("--compile", default="", metavar="MODE",
+                        help="also time every configuration with its world-model loss and imagination compiled by "
+                             "torch.compile(mode=MODE), e.g. default or reduce-overhead (CUDA graphs); Dreamer only")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     configs = [("default", {}), *args.variant]
@@ -126,13 +158,20 @@ def main(argv: list[str] | None = None) -> None:
     acting: dict[str, float] = {}
     steps_per_s: dict[str, float] = {}
     ops: dict[str, float] = {}
+    compiled: dict[str, float] = {}
     for repeat in range(args.repeats):
         for name, kwargs in configs:
-            agent = build(args.env, kwargs, args.fill, args.algo)
+            agent = build(args.env, kwargs, args.fill, args.algo, device=args.device)
             seconds = time_updates(args.env, kwargs, args.fill, args.updates, agent=agent)
             best[name] = min(best.get(name, float("inf")), seconds)
             if repeat == 0:
                 ops[name] = count_ops(agent)
+            if args.compile and repeat == 0:
+                compile_seconds = compile_update(agent, args.compile)
+                seconds = time_updates(args.env, kwargs, args.fill, args.updates, agent=agent)
+                compiled[name] = seconds
+                print(f"{name} compiled ({args.compile}): first 3 updates {compile_seconds:.1f} s, then "
+                      f"{1000 * seconds:.1f} ms per update", flush=True)  # fmt: skip
             if args.actions:
                 seconds = time_actions(args.env, kwargs, args.fill, args.actions, agent=agent)
                 acting[name] = min(acting.get(name, float("inf")), seconds)
@@ -145,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.algo} {name:>12}: {1000 * best[name]:6.1f} ms per update  {ops[name]:7.0f} aten calls per update"
             f"{learn}{act}  {json.dumps(kwargs)}"
         )
+        if name in compiled:
+            print(f"{args.algo} {name:>12}: {1000 * compiled[name]:6.1f} ms per update compiled ({args.compile})")
 
 
 if __name__ == "__main__":

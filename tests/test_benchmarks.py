@@ -411,3 +411,16 @@ def test_update_cost_times_a_planners_updates_and_actions(algo):
     tiny = {"batch_size": 2, "seq_len": 4, "horizon": 2, "planner_kwargs": {"candidates": 4, "elites": 2}}
     assert update_cost.time_updates("CA11/ContinuousPendulum-v0", tiny, fill=20, updates=2, algo=algo) > 0.0
     assert update_cost.time_actions("CA11/ContinuousPendulum-v0", tiny, fill=20, actions=3, algo=algo) > 0.0
+
+
+@pytest.mark.slow
+def test_the_device_check_runs_end_to_end_on_the_cpu_path(tmp_path, capsys):
+    """The GPU script, ready for a GPU machine: its CPU path with tiny budgets writes every file it promises."""
+    from benchmarks import device_check
+
+    device_check.main(["--device", "cpu", "--out", str(tmp_path), "--quick", "--compile-mode", ""])
+    meta = json.loads((tmp_path / "device_check.json").read_text())
+    assert meta["device"] == "cpu" and set(meta["wall_s"]) == {"update_cost", "pendulum_run"}
+    table = (tmp_path / "update_cost.txt").read_text()
+    assert "default" in table and "gpu_preset" in table and "ms per update" in table
+    assert (tmp_path / "run" / "summary.md").exists()
