@@ -13,7 +13,9 @@ a separate environment seeded ``seed + EVAL_SEED_OFFSET``, and report through an
 training apart from evaluation.
 
 Hyperparameters are written as rl-baselines3-zoo writes them (same keys, ``lin_`` schedules, ``noise_type``) so that
-each entry can be checked against the zoo file it cites. Heavy libraries are imported lazily, inside functions.
+each entry can be checked against the zoo file it cites. Heavy libraries are imported lazily, inside functions: the
+ca11 learners and SB3's need only the core install; sb3-contrib's RecurrentPPO and tianshou's SAC need the
+``baselines`` extra (``pip install ".[baselines]"``, included in ``bench``).
 """
 
 from __future__ import annotations
@@ -101,8 +103,9 @@ class AlgoSpec:
         try:
             return getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError) as err:
+            hint = "" if module_name.startswith(("ca11_", "stable_baselines3")) else '; pip install ".[baselines]"'
             raise AlgorithmUnavailableError(
-                f"algorithm {self.name!r} needs {module_name}.{class_name}, which cannot be imported yet ({err})"
+                f"algorithm {self.name!r} needs {module_name}.{class_name}, which cannot be imported ({err}){hint}"
             ) from err
 
     def is_available(self) -> bool:

@@ -6,6 +6,9 @@ Rebuild the report of a (possibly interrupted) benchmark with::
 
     python -m benchmarks.report DIR [--baseline sb3_sac]
 
+The report needs pandas, the ``analysis`` extra (``pip install ".[analysis]"``; ``bench`` includes it). pandas is
+imported where a table is built, so the result-file helpers the runner and the scripts import work without it.
+
 Statistics (rliable is not a dependency, so they are computed here with numpy):
 
 * **Final return** of a run: the mean return of its last evaluation (``eval_episodes`` deterministic episodes).
@@ -38,10 +41,12 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Resamples of the bootstrap and the seed of its generator (fixed so reports are reproducible).
 N_BOOTSTRAP = 5_000
@@ -155,6 +160,8 @@ def return_at(curve: pd.DataFrame, env_steps: int) -> float:
 
 def load_results(out_dir: Path) -> pd.DataFrame:
     """Read ``out_dir/results.csv``."""
+    import pandas as pd
+
     path = out_dir / "results.csv"
     if not path.exists():
         raise ValueError(f"{path} does not exist; run python -m benchmarks.run --out {out_dir} first")
@@ -191,6 +198,8 @@ def device_names(out_dir: Path, results: pd.DataFrame) -> dict[tuple[str, str], 
 
 def summarize(results: pd.DataFrame, thresholds: dict[str, float | None], baseline: str) -> pd.DataFrame:
     """One row per (env, algo): final-return statistics, time to threshold and ratios against ``baseline``."""
+    import pandas as pd
+
     rows = []
     # Algorithms may run with different budgets; all of them are also compared at the smallest budget of the env.
     common = results.groupby(["env", "algo"])["env_steps"].max().groupby("env").min()
@@ -243,6 +252,8 @@ def render_summary(
     baseline: str,
 ) -> str:
     """The Markdown of ``summary.md``."""
+    import pandas as pd
+
     from benchmarks.algos import ALGOS
 
     lines = ["# Benchmark summary", ""]
@@ -329,7 +340,8 @@ def write_report(out_dir: Path, baseline: str = "sb3_sac") -> list[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.report DIR``: rebuild summary.md and curves.png from DIR/results.csv.
 
-    When DIR holds the runner's ``runs/`` folder, results.csv is first rebuilt from the finished runs in it.
+    When DIR holds the runner's ``runs/`` folder, results.csv is first rebuilt from the finished runs in it. Needs
+    pandas, the ``analysis`` extra: ``pip install ".[analysis]"``.
     """
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
     parser.add_argument("out", type=Path, help="benchmark directory holding results.csv")

@@ -1,4 +1,5 @@
 """Benchmark runner: every learner against the model-free baselines, same envs, seeds and budget, in parallel on Ray.
+Needs the ``bench`` extra: ``pip install ".[bench]"`` (Ray, sb3-contrib, tianshou, pandas).
 
 Usage::
 
@@ -15,6 +16,7 @@ finished runs and restarts unfinished ones (their partial curve is kept as ``.pa
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -406,6 +408,14 @@ def init_ray(address: str | None, num_cpus: int | None) -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
+def missing_extras(use_ray: bool, report: bool) -> str | None:
+    """An error message naming the extra to install when Ray (``use_ray``) or pandas (``report``) is missing, so that
+    it comes before the runs rather than after them; ``None`` when all is there."""
+    needed = {"ray": use_ray, "pandas": report}
+    missing = [name for name, wanted in needed.items() if wanted and importlib.util.find_spec(name) is None]
+    return f"{' and '.join(missing)} not installed: pip install \".[bench]\"" if missing else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``python -m benchmarks.run``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
@@ -475,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         specs = select_algos(args.algos)
         env_ids = validate_envs(args.envs)
         budgets = {env_id: budget_for(env_id, args.steps, args.eval_every) for env_id in env_ids}
+        missing = missing_extras(not args.no_ray, not args.no_report)
+        if missing:
+            raise ValueError(f"{missing} (--no-ray runs without Ray, --no-report without pandas)")
     except (ValueError, ImportError) as err:  # ImportError: AlgorithmUnavailableError naming the missing class
         print(f"error: {err}", file=sys.stderr)
         return 2

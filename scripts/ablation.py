@@ -1,4 +1,5 @@
 """Ablation study of a ca11 learner: which ingredients buy sample efficiency on the CA11 tasks.
+Needs the ``bench`` extra: ``pip install ".[bench]"`` (Ray runs the variants in parallel, pandas writes the report).
 
 ``--learner dreamer`` (default) removes DreamerV3's ingredients one at a time (:data:`VARIANTS`);
 ``--learner world_model_agent`` or ``rssm_agent`` changes one ingredient of a planner (:data:`PLANNER_VARIANTS`: the
@@ -268,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ablation; returns the runner's exit status (0 all finished, 1 some failed, 2 bad arguments)."""
     args = build_parser().parse_args(argv)
+    missing = run.missing_extras(not args.no_ray, report=True)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         known = variants_of(args.learner)
         variants = parse_variants(args.variants, args.learner)

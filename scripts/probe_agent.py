@@ -1,4 +1,5 @@
 """What a saved DreamerAgent believes along one of its own episodes, next to what happened.
+Needs the ``analysis`` extra (pandas): ``pip install ".[analysis]"``.
 
     python scripts/probe_agent.py outputs/demo/dreamer.zip --env CA11/ContinuousPendulum-v0 --seed 100 \\
         --every 20 --csv outputs/probe.csv --plot outputs/probe.png
@@ -26,8 +27,12 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
 import torch
+
+try:
+    import pandas as pd
+except ModuleNotFoundError as err:  # not in the core install
+    raise ModuleNotFoundError(f'{err}: probe_agent.py needs the analysis extra, pip install ".[analysis]"') from err
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DreamerAgent

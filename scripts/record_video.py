@@ -9,6 +9,9 @@ otherwise GIF (frames gathered by Gymnasium's RenderCollection, written by image
 ``recurrent_ppo``). Note that SB3's own ``.zip`` format unpickles objects when loading, so only load SB3 files you
 trust; ca11 learners' checkpoints hold JSON and tensors only. Episode ``i`` is reset with seed ``--seed + i``. Writes
 ``OUT/<prefix>-episode-<i>.mp4`` (or ``.gif``) and ``OUT/episodes.json``, and prints each episode's return.
+
+Runs on the core install (``pip install .``); ``--algo recurrent_ppo`` needs the ``baselines`` extra
+(``pip install ".[baselines]"``).
 """
 
 from __future__ import annotations

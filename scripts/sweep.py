@@ -1,5 +1,5 @@
 """Hyperparameter sweep of a ca11 learner (DreamerAgent by default, or a planner) with Optuna (TPE), optionally
-executed by Ray Tune.
+executed by Ray Tune. Needs the ``sweeps`` extra: ``pip install ".[sweeps]"`` (Optuna, Ray Tune, pandas).
 
     python scripts/sweep.py --env CA11/ContinuousPendulum-v0 --trials 30 --steps 3000 --seeds 2 \\
         --objective auc --out outputs/sweep-pendulum
@@ -44,8 +44,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+try:
+    import optuna
+    from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+except ModuleNotFoundError as err:  # not in the core install
+    raise ModuleNotFoundError(f'{err}: sweep.py needs the sweeps extra, pip install ".[sweeps]"') from err
 
 # benchmarks/ is not an installed package: make the checkout's copy importable when run as scripts/sweep.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
