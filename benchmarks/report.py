@@ -80,11 +80,31 @@ def rows_to_csv(rows: Iterable[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+#: A run marker or ``benchmark.json`` is a few hundred bytes; anything past this is not one of ours.
+MAX_JSON_BYTES = 1 << 20
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A result folder's JSON object (a run marker, ``benchmark.json``), read with a bound: a ``ValueError`` naming
+    the file if it is oversized, not JSON or not an object."""
+    with path.open("rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_JSON_BYTES} bytes, not a benchmark file")
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); move it aside to rerun that run") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def finished_runs(runs_dir: Path) -> dict[str, dict[str, Any]]:
     """The markers of all finished runs in ``runs_dir``, by file stem."""
     markers = {}
     for path in sorted(runs_dir.glob("*.json")):
-        marker = json.loads(path.read_text())
+        marker = read_json(path)
         if marker.get("complete") and (runs_dir / f"{path.stem}.csv").exists():
             markers[path.stem] = marker
     return markers
@@ -171,7 +191,7 @@ def load_results(out_dir: Path) -> pd.DataFrame:
 def load_meta(out_dir: Path, env_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Per-env threshold and budget from ``benchmark.json``; thresholds missing there are computed from the env."""
     path = out_dir / "benchmark.json"
-    envs: dict[str, dict[str, Any]] = json.loads(path.read_text()).get("envs", {}) if path.exists() else {}
+    envs: dict[str, dict[str, Any]] = read_json(path).get("envs", {}) if path.exists() else {}
     for env_id in env_ids:
         if env_id not in envs:
             from benchmarks.run import env_threshold, import_env_packages
@@ -188,7 +208,7 @@ def device_names(out_dir: Path, results: pd.DataFrame) -> dict[tuple[str, str], 
     """The device each (algo, env) ran on: the runs' markers name it (GPU model), else results.csv's column."""
     names: dict[tuple[str, str], set[str]] = {}
     for path in (out_dir / "runs").glob("*.json"):
-        marker = json.loads(path.read_text())
+        marker = read_json(path)
         if "device_name" in marker:
             names.setdefault((marker["algo"], marker["env_id"]), set()).add(marker["device_name"])
     for (algo, env), group in results.groupby(["algo", "env"]):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.algos import ALGOS, AlgoSpec, EvalClock, Evaluation, RunConfig, get_algo, policy_for, train
-from benchmarks.report import atomic_write_text, finished_runs, rebuild_results, rows_to_csv
+from benchmarks.report import atomic_write_text, finished_runs, read_json, rebuild_results, rows_to_csv
 
 
 @dataclass(frozen=True)
@@ -535,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def write_meta(out_dir: Path, budgets: dict[str, Budget], thresholds: dict[str, float | None], device: str) -> None:
     """Record each env's threshold and budget in ``OUT/benchmark.json`` (merged with earlier invocations)."""
     path = out_dir / "benchmark.json"
-    meta: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    meta: dict[str, Any] = read_json(path) if path.exists() else {}
     envs = meta.setdefault("envs", {})
     for env_id, budget in budgets.items():
         envs[env_id] = {"threshold": thresholds[env_id], "steps": budget.steps, "eval_every": budget.eval_every}

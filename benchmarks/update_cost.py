@@ -22,9 +22,11 @@ more env steps on the learner's own schedule: the env steps per second that a tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -77,24 +79,29 @@ def _synchronize(agent) -> None:  # noqa: ANN001
         torch.cuda.synchronize(agent.device)
 
 
-def compile_update(agent, mode: str) -> float:  # noqa: ANN001
-    """Compile a Dreamer update's two sequential parts with ``torch.compile(mode=mode)`` (``"reduce-overhead"``
-    adds CUDA graphs on a GPU): the world-model loss (the posterior over ``T`` steps) and the imagination rollout
-    (``H`` steps of the prior and the actor). Returns the seconds the first three (compiling) updates took.
+@contextlib.contextmanager
+def compiled_update(agent, mode: str) -> Iterator[float]:  # noqa: ANN001
+    """Within the block, ``agent``'s update runs its two sequential parts compiled by ``torch.compile(mode=mode)``
+    (``"reduce-overhead"`` adds CUDA graphs on a GPU): the world-model loss (the posterior over ``T`` steps) and the
+    imagination rollout (``H`` steps of the prior and the actor). Yields the seconds the first three (compiling)
+    updates took; both are restored on exit.
 
-    A measurement, not a library option: it replaces ``DreamerAgent``'s module-level ``imagine`` for the process.
+    A measurement, not a library option: it swaps ``DreamerAgent``'s module-level ``imagine`` while it lasts.
     """
     import ca11_agents.dreamer.dreamer as dreamer_module
-    from ca11_agents.dreamer.imagination import imagine
 
-    rssm = agent.policy.rssm
-    rssm.loss_terms = torch.compile(rssm.loss_terms, mode=mode)
+    rssm, imagine = agent.policy.rssm, dreamer_module.imagine
+    rssm.loss_terms = torch.compile(type(rssm).loss_terms.__get__(rssm), mode=mode)
     dreamer_module.imagine = torch.compile(imagine, mode=mode)
-    start = time.perf_counter()
-    for _ in range(3):
-        agent.train()
-    _synchronize(agent)
-    return time.perf_counter() - start
+    try:
+        start = time.perf_counter()
+        for _ in range(3):
+            agent.train()
+        _synchronize(agent)
+        yield time.perf_counter() - start
+    finally:
+        del rssm.loss_terms  # the instance attribute: the class's method again
+        dreamer_module.imagine = imagine
 
 
 def count_ops(agent, updates: int = 3) -> float:  # noqa: ANN001
@@ -167,8 +174,8 @@ def main(argv: list[str] | None = None) -> None:
             if repeat == 0:
                 ops[name] = count_ops(agent)
             if args.compile and repeat == 0:
-                compile_seconds = compile_update(agent, args.compile)
-                seconds = time_updates(args.env, kwargs, args.fill, args.updates, agent=agent)
+                with compiled_update(agent, args.compile) as compile_seconds:
+                    seconds = time_updates(args.env, kwargs, args.fill, args.updates, agent=agent)
                 compiled[name] = seconds
                 print(f"{name} compiled ({args.compile}): first 3 updates {compile_seconds:.1f} s, then "
                       f"{1000 * seconds:.1f} ms per update", flush=True)  # fmt: skip

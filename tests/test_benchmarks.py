@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from benchmarks import report, run
 from benchmarks.algos import (
@@ -424,3 +425,18 @@ def test_the_device_check_runs_end_to_end_on_the_cpu_path(tmp_path, capsys):
     table = (tmp_path / "update_cost.txt").read_text()
     assert "default" in table and "gpu_preset" in table and "ms per update" in table
     assert (tmp_path / "run" / "summary.md").exists()
+
+
+def test_compiled_update_swaps_the_two_loops_only_while_it_lasts(monkeypatch):
+    import ca11_agents.dreamer.dreamer as dreamer_module
+    from benchmarks import update_cost
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: compiled.append(mode) or fn)
+    tiny = {"batch_size": 2, "seq_len": 4, "imagination_horizon": 3, "imagination_starts": 4}
+    agent = update_cost.build("CA11/ContinuousPendulum-v0", tiny, fill=20)
+    original = dreamer_module.imagine
+    with update_cost.compiled_update(agent, "reduce-overhead") as seconds:
+        assert "loss_terms" in vars(agent.policy.rssm) and seconds > 0.0
+    assert compiled == ["reduce-overhead"] * 2
+    assert dreamer_module.imagine is original and "loss_terms" not in vars(agent.policy.rssm)

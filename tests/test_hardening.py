@@ -108,14 +108,14 @@ def test_a_config_asking_for_enormous_networks_is_refused_before_building_them(s
 
 def test_checkpoints_with_extra_duplicate_or_oversized_members_are_refused(saved, tmp_path):
     extra = _rewrite(saved, tmp_path / "extra.zip", extra={"payload.pkl": b"cos\nsystem\n"})
-    with pytest.raises(ValueError, match=r"extra\.zip.*unexpected archive members"):
+    with pytest.raises(ValueError, match=r"extra\.zip.*3 archive members \(at most 2"):
         DreamerAgent.load(extra)
     duplicate = tmp_path / "duplicate.zip"
     with zipfile.ZipFile(saved) as src, zipfile.ZipFile(duplicate, "w") as dst, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it writes
         for name in ("config.json", "tensors.safetensors", "config.json"):
             dst.writestr(name, src.read(name))
-    with pytest.raises(ValueError, match=r"duplicate\.zip.*unexpected archive members"):
+    with pytest.raises(ValueError, match=r"duplicate\.zip.*archive members"):
         DreamerAgent.load(duplicate)
     big_config = _rewrite(saved, tmp_path / "big.zip", config=lambda h: h.update(padding="x" * (2 << 20)))
     with pytest.raises(ValueError, match=r"big\.zip.*config\.json declares"):
@@ -131,7 +131,7 @@ def test_tensor_headers_that_lie_about_their_data_are_refused(saved, tmp_path):
     header[name]["shape"] = [10**9]  # claims more data than the member holds
     raw = json.dumps(header).encode()
     lying = _rewrite(saved, tmp_path / "lying.zip", tensors=len(raw).to_bytes(8, "little") + raw + payload[8 + size :])
-    with pytest.raises(ValueError, match=r"lying\.zip.*bytes"):
+    with pytest.raises(ValueError, match=r"lying\.zip.*out of range"):
         DreamerAgent.load(lying)
     wrong = dict(header)
     wrong[name] = {**header[name], "dtype": "PICKLE"}
@@ -216,35 +216,55 @@ def test_a_replay_file_larger_than_the_buffer_is_refused_before_reading(tmp_path
 @pytest.mark.parametrize(
     ("argument", "value", "message"),
     [
-        ("grad_clip", -1.0, "grad_clip must be a finite number > 0"),
-        ("grad_clip", 0.0, "grad_clip must be a finite number > 0"),
+        ("grad_clip", -1.0, "grad_clip must be a number > 0"),
+        ("grad_clip", 0.0, "grad_clip must be a number > 0"),
+        ("grad_clip", math.nan, "grad_clip must be a number > 0"),
         ("critic_tau", 1.5, "critic_tau must be a finite number > 0 and <= 1"),
         ("imagination_starts", 0, "imagination_starts must be an integer >= 1 or None"),
         ("imagination_starts", -5, "imagination_starts must be an integer >= 1"),
         ("ent_coef", math.nan, "ent_coef must be a finite number >= 0"),
         ("mc_value_coef", math.inf, "mc_value_coef must be a finite number"),
         ("batch_size", 2.5, "batch_size must be an integer >= 1"),
-        ("seq_len", 1, "seq_len must be an integer >= 2"),
+        ("seq_len", 0, "seq_len must be an integer >= 1"),
+        ("replay_value_coef", 0.3, r"seq_len must be >= 2 \(replay_value_coef > 0"),  # with TINY's seq_len=1 below
+        ("batch_size", 10**400, "batch_size must be an integer >= 1"),
         ("learning_starts", -1, "learning_starts must be an integer >= 0"),
         ("gamma", 0.0, "gamma must be a finite number > 0 and <= 1"),
         ("train_freq", True, "train_freq must be an integer"),
-        ("learning_rate", "fast", "learning_rate must be a finite number > 0"),
+        ("learning_rate", "fast", "learning_rate must be a finite number >= 0"),
         ("buffer_size", 3, "buffer_size=3 keeps 3 steps per env .*fewer than seq_len=4"),
         ("buffer_size", 10**15, "buffer_size=1000000000000000 steps of .* more than this machine's"),
         ("on_nonfinite", "ignore", "on_nonfinite must be 'raise' or 'skip'"),
     ],
 )
 def test_bad_arguments_are_refused_with_their_name(argument, value, message):
+    extra = {"seq_len": 1} if argument == "replay_value_coef" else {}
     with pytest.raises(ValueError, match=f"DreamerAgent: {message}"):
-        DreamerAgent("MlpPolicy", ENV, **{**TINY, argument: value})
+        DreamerAgent("MlpPolicy", ENV, **{**TINY, argument: value, **extra})
+
+
+def test_deliberate_extremes_that_users_rely_on_still_work():
+    agent = DreamerAgent("MlpPolicy", ENV, **{**TINY, "verbose": True, "grad_clip": math.inf, "actor_lr": 0.0,
+                                              "seq_len": 1, "seed": np.int64(3)})  # fmt: skip
+    assert agent.verbose == 1 and agent.grad_clip == math.inf and agent.seed == 3
+    with pytest.raises(ValueError, match="WorldModelAgent: seq_len must be >= 2 .*transitions"):
+        WorldModelAgent("MlpPolicy", ENV, seq_len=1)
 
 
 @pytest.mark.parametrize("cls", [WorldModelAgent, RSSMAgent])
 def test_the_planners_share_the_same_checks(cls):
-    with pytest.raises(ValueError, match=f"{cls.__name__}: grad_clip must be a finite number > 0"):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: grad_clip must be a number > 0"):
         cls("MlpPolicy", ENV, grad_clip=-1.0)
     with pytest.raises(ValueError, match=f"{cls.__name__}: .*horizon must be an integer >= 1"):
         cls("MlpPolicy", ENV, horizon=0)
+
+
+def test_the_no_update_warning_counts_the_window_and_the_schedule():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one update is due at step 21: no warning
+        DreamerAgent("MlpPolicy", ENV, **{**TINY, "learning_starts": 20, "train_freq": 2}).learn(21)
+    with pytest.warns(UserWarning, match="seq_len=32"):  # no 32-step window stored by step 20
+        DreamerAgent("MlpPolicy", ENV, **{**TINY, "learning_starts": 0, "seq_len": 32}).learn(20)
 
 
 def test_integral_floats_are_accepted_as_sizes_and_learn_checks_its_budget():
@@ -274,6 +294,28 @@ class _Poisoned(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+def test_a_non_finite_reset_observation_is_refused_before_the_first_step():
+    class NanReset(gym.Wrapper):
+        def reset(self, **kwargs):
+            obs, info = self.env.reset(**kwargs)
+            return np.full_like(obs, np.nan), info
+
+    with pytest.raises(ValueError, match="non-finite reset observation at env step 0"):
+        DreamerAgent("MlpPolicy", NanReset(gym.make(ENV)), seed=0, **TINY).learn(30)
+
+
+def test_one_non_finite_batch_does_not_poison_the_return_scale():
+    from ca11_agents.dreamer.imagination import ReturnNormalizer
+
+    norm = ReturnNormalizer()
+    norm.update(torch.linspace(0.0, 10.0, 101))
+    before = float(norm.range)
+    norm.update(torch.full((50,), math.inf))
+    assert float(norm.range) == before
+    norm.update(torch.cat([torch.linspace(0.0, 10.0, 101), torch.tensor([math.nan])]))
+    assert math.isfinite(float(norm.range))
+
+
 @pytest.mark.parametrize("field", ["reward", "observation"])
 def test_non_finite_env_data_is_refused_where_it_enters(field):
     agent = DreamerAgent("MlpPolicy", _Poisoned(gym.make(ENV), at=7, field=field), seed=0, **TINY)
@@ -294,6 +336,61 @@ def test_a_non_finite_loss_raises_by_default_or_is_skipped_with_a_warning():
     assert all(torch.equal(a, b) for a, b in zip(weights, agent.policy.parameters()))
 
 
+def _header_only(saved: Path, dst: Path, header: dict) -> Path:
+    raw = json.dumps(header).encode()
+    return _rewrite(saved, dst, tensors=len(raw).to_bytes(8, "little") + raw)
+
+
+def test_headers_and_configs_that_would_cost_minutes_are_refused_at_once(saved, tmp_path):
+    import time
+
+    cases = {
+        "dims.zip": lambda: _header_only(saved, tmp_path / "dims.zip", {"x": {"dtype": "F32", "shape": [2] * 200_000,
+                                                                           "data_offsets": [0, 4]}}),  # fmt: skip
+        "deep.zip": lambda: _rewrite(saved, tmp_path / "deep.zip", config=lambda h: h["config"]["init_kwargs"][
+            "policy_kwargs"].update(actor_hidden_dims=[1] * 100_000)),  # fmt: skip
+    }
+    for name, make in cases.items():
+        path = make()
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=name.replace(".", r"\.")) as info:
+            DreamerAgent.load(path)
+        assert time.perf_counter() - start < 5.0 and len(str(info.value)) < 2_000
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as archive:
+        for i in range(5_000):
+            archive.writestr(f"m{i}", b"")
+    with pytest.raises(ValueError, match=r"many\.zip.*5000 archive members"):
+        DreamerAgent.load(many)
+
+
+def test_a_wrong_env_is_named_as_such_not_as_a_broken_file(saved):
+    with pytest.raises(ValueError, match="the env's observation space") as info:
+        DreamerAgent.load(saved, env=gym.make("CA11/ContinuousCartPole-v0"))
+    assert "is not a valid" not in str(info.value) and "agent.zip" in str(info.value)
+
+
+def test_malformed_optimizer_settings_are_refused_with_the_file(saved, tmp_path):
+    def bad_lr(header):
+        header["config"]["optimizers"]["model"]["param_groups"][0]["lr"] = "abc"
+
+    with pytest.raises(ValueError, match=r"lr\.zip.*lr='abc'"):
+        DreamerAgent.load(_rewrite(saved, tmp_path / "lr.zip", config=bad_lr))
+
+    def bad_scalars(header):
+        header["config"]["optimizers"]["model"]["scalars"] = []
+
+    with pytest.raises(ValueError, match=r"scalars\.zip"):
+        DreamerAgent.load(_rewrite(saved, tmp_path / "scalars.zip", config=bad_scalars))
+
+
+def test_a_stored_value_the_rules_refuse_can_be_overridden_at_load(saved, tmp_path):
+    old = _rewrite(saved, tmp_path / "old.zip", config=lambda h: h["config"]["init_kwargs"].update(grad_clip=-1.0))
+    with pytest.raises(ValueError, match=r"old\.zip.*grad_clip must be.*override it"):
+        DreamerAgent.load(old)
+    assert DreamerAgent.load(old, grad_clip=10.0).grad_clip == 10.0
+
+
 # ------------------------------------------------------------------------------------------------ env edges
 def test_env_edge_cases_get_a_message_that_names_them():
     vec = gym.make_vec("CA11/ContinuousCartPole-v0", num_envs=3, vectorization_mode="vector_entry_point")
@@ -307,3 +404,23 @@ def test_env_edge_cases_get_a_message_that_names_them():
         gym.make("CA11/ContinuousPendulum-v0", g=math.nan)
     with pytest.raises(ValueError, match="g must be a finite number"):
         gym.make_vec("CA11/ContinuousPendulum-v0", num_envs=2, vectorization_mode="vector_entry_point", g=math.inf)
+
+
+# ----------------------------------------------------------------------------------------- benchmark markers
+def test_benchmark_markers_are_read_with_a_bound_and_named_when_broken(tmp_path):
+    from benchmarks.report import MAX_JSON_BYTES, finished_runs, read_json
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "ok.json").write_text(json.dumps({"complete": True}))
+    (runs / "ok.csv").write_text("algo\n")
+    assert list(finished_runs(runs)) == ["ok"]
+    (runs / "huge.json").write_bytes(b" " * (MAX_JSON_BYTES + 1))
+    with pytest.raises(ValueError, match=r"huge\.json: larger than"):
+        finished_runs(runs)
+    (runs / "huge.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"huge\.json: expected a JSON object"):
+        read_json(runs / "huge.json")
+    (runs / "huge.json").write_bytes(b"\xff{")
+    with pytest.raises(ValueError, match=r"huge\.json: not valid JSON"):
+        read_json(runs / "huge.json")

@@ -136,3 +136,11 @@ def test_the_fast_softmax_is_torchs_softmax(classes):
     torch.testing.assert_close(
         torch.autograd.grad((ours * weights).sum(), logits)[0], torch.autograd.grad((ref * weights).sum(), logits)[0]
     )
+
+
+def test_twohot_loss_broadcasts_targets_as_the_dense_formula_does():
+    twohot = TwoHotSymlog(bins=15)
+    logits, target = torch.randn(4, 3, 15), torch.randn(4, 1)
+    dense = -(twohot.encode(target.expand(4, 3)) * torch.log_softmax(logits, -1)).sum(-1)
+    torch.testing.assert_close(twohot.loss(logits, target), dense)
+    torch.testing.assert_close(twohot.loss(logits, torch.tensor(0.5)), twohot.loss(logits, torch.full((4, 3), 0.5)))

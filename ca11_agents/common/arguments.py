@@ -24,48 +24,53 @@ class Rule:
     high: float = math.inf
     open_low: bool = False
     optional: bool = False
+    infinite: bool = False  #: ``float("inf")`` accepted (e.g. ``grad_clip``: no clipping)
+    bools: bool = False  #: ``True``/``False`` accepted as 1/0 (``verbose``)
 
     def describe(self) -> str:
-        kind = "an integer" if self.kind is int else "a finite number"
+        kind = "an integer" if self.kind is int else "a number" if self.infinite else "a finite number"
         bounds = []
+        fmt = (lambda v: f"{int(v)}") if self.kind is int else (lambda v: f"{v:g}")
         if self.low > -math.inf:
-            bounds.append(f"{'>' if self.open_low else '>='} {self.low:g}")
+            bounds.append(f"{'>' if self.open_low else '>='} {fmt(self.low)}")
         if self.high < math.inf:
-            bounds.append(f"<= {self.high:g}")
+            bounds.append(f"<= {fmt(self.high)}")
         return f"{kind}{' ' + ' and '.join(bounds) if bounds else ''}{' or None' if self.optional else ''}"
 
     def clean(self, value: Any) -> Any:
         """``value`` as this rule's type (``1e6`` -> ``1_000_000`` for integers), or ``ValueError``."""
         if value is None and self.optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if (isinstance(value, bool) and not self.bools) or not isinstance(value, numbers.Real):
             raise ValueError
-        if self.kind is int:
-            if not float(value).is_integer():
+        try:
+            if self.kind is int:
+                if not float(value).is_integer():
+                    raise ValueError
+                value = int(value)
+            elif math.isnan(value) or (math.isinf(value) and not self.infinite):
                 raise ValueError
-            value = int(value)
-        elif not math.isfinite(value):
-            raise ValueError
-        else:
-            value = float(value)
+            else:
+                value = float(value)
+        except OverflowError:  # 10**400
+            raise ValueError from None
         if value < self.low or value > self.high or (self.open_low and value == self.low):
             raise ValueError
         return value
 
 
-_POSITIVE = Rule(float, 0.0, open_low=True)
 _NON_NEGATIVE = Rule(float, 0.0)
 _COUNT = Rule(int, 1)
 
 #: The rules, by argument name (every learner's arguments of that name mean the same thing).
 RULES: dict[str, Rule] = {
-    "learning_rate": _POSITIVE,
-    "actor_lr": _POSITIVE,
-    "critic_lr": _POSITIVE,
-    "buffer_size": Rule(int, 2, optional=True),
+    "learning_rate": _NON_NEGATIVE,  # 0 freezes that part, as users do on purpose
+    "actor_lr": _NON_NEGATIVE,
+    "critic_lr": _NON_NEGATIVE,
+    "buffer_size": Rule(int, 1, optional=True),
     "learning_starts": Rule(int, 0),
     "batch_size": _COUNT,
-    "seq_len": Rule(int, 2),  # every update reads transitions or returns across at least two steps
+    "seq_len": _COUNT,  # the learner's own minimum: ModelBasedAlgorithm.min_seq_len
     "train_freq": _COUNT,
     "gradient_steps": _COUNT,
     "gamma": Rule(float, 0.0, 1.0, open_low=True),
@@ -76,13 +81,35 @@ RULES: dict[str, Rule] = {
     "critic_tau": Rule(float, 0.0, 1.0, open_low=True),
     "replay_value_coef": _NON_NEGATIVE,
     "mc_value_coef": _NON_NEGATIVE,
-    "grad_clip": _POSITIVE,  # <= 0 would stop learning (0) or ascend the loss (< 0)
+    "grad_clip": Rule(float, 0.0, open_low=True, infinite=True),  # 0 stops learning, < 0 ascends; inf: no clip
     "horizon": _COUNT,
     "uncertainty_weight": Rule(float),
     "stats_window_size": _COUNT,
-    "verbose": Rule(int, 0, 2),
+    "verbose": Rule(int, 0, bools=True),
     "seed": Rule(int, 0, 2**32 - 1, optional=True),
 }
+
+
+#: What a checkpoint's ``policy_kwargs`` may ask for (a stranger's file is built on the meta device before its
+#: weights are compared, and even there a million layers take minutes): list lengths, integers, and counts.
+MAX_LIST = 64
+MAX_INT = 1 << 16
+MAX_COUNTS = {"ensemble_size": 256, "layers": 64}
+
+
+def check_sizes(learner: str, policy_kwargs: Any) -> None:
+    """Refuse network sizes in a checkpoint's ``policy_kwargs`` beyond :data:`MAX_LIST`, :data:`MAX_INT` and
+    :data:`MAX_COUNTS` (a ``ValueError`` naming the entry); a user's own constructor call is not limited."""
+    if not isinstance(policy_kwargs, dict):
+        raise ValueError(f"{learner}: policy_kwargs must be a JSON object, got {type(policy_kwargs).__name__}")
+    for name, value in policy_kwargs.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if len(values) > MAX_LIST:
+            raise ValueError(f"{learner}: policy_kwargs[{name!r}] has {len(values)} entries (at most {MAX_LIST})")
+        limit = MAX_COUNTS.get(name, MAX_INT)
+        for v in values:
+            if isinstance(v, numbers.Real) and not isinstance(v, bool) and abs(v) > limit:
+                raise ValueError(f"{learner}: policy_kwargs[{name!r}] = {v!r} is beyond {limit}")
 
 
 def validate(learner: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ loading a tampered file runs code. Here a checkpoint is JSON plus safetensors (:
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import time
 import warnings
@@ -22,8 +23,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import safe_mean
 from stable_baselines3.common.vec_env import VecEnv
 
-from ca11_agents.common.arguments import validate, validate_learn
+from ca11_agents.common.arguments import check_sizes, validate, validate_learn
 from ca11_agents.common.checkpoint import (
+    CheckpointMismatch,
     TensorSpecs,
     flatten_optimizer,
     load_checkpoint,
@@ -39,15 +41,30 @@ from ca11_agents.world_models.encoders import check_observation_space
 SelfModelBased = TypeVar("SelfModelBased", bound="ModelBasedAlgorithm")
 
 
-def _check_finite(learner: str, step: int, obs: Any, rewards: np.ndarray) -> None:
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether an optimizer setting read from a file has the type of the optimizer's own default (a number for a
+    number, a pair of numbers for Adam's betas, a flag for a flag)."""
+    if isinstance(default, bool) or default is None:
+        return isinstance(value, bool) or value is None
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list)) and len(value) == len(default) and all(
+            _same_kind(v, d) for v, d in zip(value, default)
+        )
+    return type(value) is type(default)
+
+
+def _check_finite(learner: str, step: int, obs: Any, rewards: np.ndarray, what: str = "observation") -> None:
     """Refuse NaN or infinite observations and rewards where they enter, before they reach the replay and every
     weight: a ``ValueError`` naming the env step and the field."""
-    fields = obs.items() if isinstance(obs, dict) else [("observation", obs)]
+    fields = [(f"{what}[{k!r}]", v) for k, v in obs.items()] if isinstance(obs, dict) else [(what, obs)]
     for key, value in [*fields, ("reward", rewards)]:
         value = np.asarray(value)
         if value.dtype.kind == "f" and not np.isfinite(value).all():
-            envs = np.flatnonzero(~np.isfinite(value).reshape(len(value), -1).all(axis=1)).tolist()
-            raise ValueError(f"{learner}: the env returned a non-finite {key} at env step {step} (envs {envs})")
+            rows = np.flatnonzero(~np.isfinite(value).reshape(len(value), -1).all(axis=1)).tolist()
+            raise ValueError(f"{learner}: the env returned a non-finite {key} at env step {step} (rows {rows})")
+
 
 #: Replay memory a default ``buffer_size`` may take (``min(1_000_000 steps, this / bytes per step)``): 4 GiB is
 #: about 340,000 64x64x3 frames (12 KiB each), comfortable on a 24 GiB machine; vector tasks keep 1,000,000 steps.
@@ -153,6 +170,9 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         name = type(self).__name__
         for arg, value in validate(name, self._init_kwargs()).items():
             setattr(self, self._ATTRIBUTES.get(arg, arg), value)
+        least, why = self._min_seq_len()
+        if self.seq_len < least:
+            raise ValueError(f"{name}: seq_len must be >= {least} ({why}), got {self.seq_len}")
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(self.observation_space, self.action_space, **self.policy_kwargs)
         self.policy = self.policy.to(self.device)
@@ -177,6 +197,10 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             capacity, self.observation_space, action_dim, n_envs=n_envs, seed=self.seed
         )
         self._latent, self._prev_action = None, None
+
+    def _min_seq_len(self) -> tuple[int, str]:
+        """The shortest replayed window this learner's update can use, and why (an argument combination)."""
+        return 1, "one step"
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         """SB3's ``set_env``; the carried latent starts afresh with the new env."""
@@ -213,12 +237,16 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             )
         total_timesteps = validate_learn(name, total_timesteps)
         end = total_timesteps + (0 if reset_num_timesteps else int(self.num_timesteps))
-        if end < self.learning_starts + self.train_freq:
+        n_envs = self.env.num_envs
+        # Rounds of updates become due from the first step at which learning_starts steps and one window per env
+        # are stored: n_envs / train_freq of a round per loop step.
+        first = max(self.learning_starts, self.seq_len * n_envs)
+        if end < first + self.train_freq - n_envs:
             warnings.warn(
                 f"{name}.learn({total_timesteps}) ends at env step {end}, before any update: updates start once "
-                f"learning_starts={self.learning_starts} steps are stored (then one round every "
-                f"train_freq={self.train_freq} steps), and until then actions are random. Train for more steps or "
-                "pass a smaller learning_starts.",
+                f"learning_starts={self.learning_starts} steps and a window of seq_len={self.seq_len} steps per env "
+                f"are stored (then one round every train_freq={self.train_freq} steps), and until then actions are "
+                "random. Train for more steps or pass a smaller learning_starts.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -241,6 +269,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         env, policy, replay = self.env, self.policy, self.replay_buffer
         assert replay is not None
         n = env.num_envs
+        _check_finite(type(self).__name__, self.num_timesteps, self._last_obs, np.zeros(n), "reset observation")
         if self._latent is None or reset_num_timesteps:
             self._latent = policy.initial_state(n)
             self._prev_action = torch.zeros(n, policy.actions.dim, device=self.device)
@@ -316,6 +345,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         cut = [i for i in np.flatnonzero(dones) if not terminated[i] and "terminal_observation" in infos[i]]
         if cut:
             final = stack_observations([infos[i]["terminal_observation"] for i in cut])
+            _check_finite(type(self).__name__, self.num_timesteps, final, np.zeros(len(cut)), "final observation")
             bootstrap[cut] = self._terminal_values(cut, obs_as_tensor(final, self.device), action)
         assert self.replay_buffer is not None
         self.replay_buffer.end_episodes(dones, bootstrap, self.gamma)
@@ -428,16 +458,29 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                     raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
                 if not isinstance(config["state"], dict) or not isinstance(config["optimizers"], dict):
                     raise ValueError("state and optimizers must be JSON objects")
+                # A stranger's network sizes are bounded before anything is built, even on the meta device.
+                check_sizes(cls.__name__, stored.get("policy_kwargs") or {})
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"malformed {cls.__name__} config: {exc}") from exc
+            try:
+                validate(cls.__name__, init_kwargs)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (to load it anyway, override it: {cls.__name__}.load(path, <name>=...))")
             agent = cls(policy, env=env, device=device, _init_setup_model=False, **init_kwargs)
             if env is not None:
                 for what, saved, given in zip(("observation", "action"), spaces_, (agent.observation_space,
                                                                                   agent.action_space)):  # fmt: skip
                     if saved != given:
-                        raise ValueError(f"the env's {what} space {given} differs from the saved one {saved}")
+                        raise CheckpointMismatch(
+                            f"{path}: the env's {what} space {given} differs from the saved one {saved}"
+                        )
             agent.observation_space, agent.action_space = spaces_
-            agent._check_tensor_specs(specs)
+            try:
+                agent._check_tensor_specs(specs)
+            except ValueError as exc:  # the caller's env or overrides (e.g. buffer_size for more envs)
+                if set(kwargs) or env is not None:
+                    raise CheckpointMismatch(f"{path}: {exc} (with the env or arguments passed to load)") from exc
+                raise
             built["agent"] = agent
 
         config, tensors = load_checkpoint(path, cls.__name__, check)
@@ -448,15 +491,21 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                 {k[len("policy/") :]: v for k, v in tensors.items() if k.startswith("policy/")}, strict=True
             )
             for name, optimizer in agent.optimizers.items():
+                defaults = [dict(group) for group in optimizer.param_groups]
                 optimizer.load_state_dict(unflatten_optimizer(f"optim/{name}", tensors, config["optimizers"][name]))
+                for group, default in zip(optimizer.param_groups, defaults):
+                    for key, value in default.items():
+                        if key != "params" and not _same_kind(group.get(key), value):
+                            raise ValueError(f"optimizer {name!r}: {key}={group.get(key)!r} (expected like {value!r})")
             agent._load_extra_state(config["state"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        except Exception as exc:  # any malformed piece of a stranger's file is its error, named with the file
             raise ValueError(f"{path}: weights do not match a {cls.__name__} of this configuration: {exc}") from exc
         return agent
 
     def _check_tensor_specs(self, specs: TensorSpecs) -> None:
         """Refuse checkpoint tensors (``{name: (dtype, shape)}``) that this agent's networks and optimizers would
-        not hold, by building them on the meta device: no memory, however large the config asks them to be."""
+        not hold, by building them on the meta device: no tensor storage however wide the config asks them to be
+        (how deep is bounded before, by :func:`~ca11_agents.common.arguments.check_sizes`)."""
         device = self.device
         self.device = torch.device("meta")
         try:

@@ -49,7 +49,7 @@ def atomic_write(path: str | os.PathLike, write: Any) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             if mode is not None:
-                os.fchmod(f.fileno(), mode)
+                os.chmod(tmp, mode)  # by path: os.fchmod is missing on Windows before Python 3.13
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -103,6 +103,42 @@ _DTYPES = {
 
 #: ``{name: (dtype, shape)}``: what a checkpoint's tensors are, read from the safetensors header alone.
 TensorSpecs = dict[str, tuple[torch.dtype, tuple[int, ...]]]
+#: At most this many tensors, of at most ``MAX_DIMS`` dimensions each, in a checkpoint.
+MAX_TENSORS = 1 << 16
+MAX_DIMS = 8
+
+
+class CheckpointMismatch(ValueError):
+    """A valid checkpoint that does not fit what the caller asked for (another env, bad overrides): raised by a
+    ``check`` of :func:`load_checkpoint` and passed on as it is, not reported as a corrupt file."""
+
+
+def open_archive(path: Path, max_members: int) -> zipfile.ZipFile:
+    """Open a zip archive from a stranger: its member count is read from the end-of-central-directory record
+    before ``zipfile`` parses (and allocates) the directory, and duplicate names are refused."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) < end + 22:
+        raise ValueError("not a zip archive (no end-of-central-directory record)")
+    count = int.from_bytes(tail[end + 10 : end + 12], "little")
+    if count > max_members:
+        raise ValueError(f"{count} archive members (at most {max_members} expected)")
+    archive = zipfile.ZipFile(path)
+    names = archive.namelist()
+    if len(names) > max_members or len(set(names)) != len(names):
+        archive.close()
+        raise ValueError(f"unexpected archive members {_shorten(sorted(names))}")
+    return archive
+
+
+def _shorten(values: list[Any], most: int = 5) -> str:
+    """``values`` for an error message: the first ``most`` and a count, however many a hostile file holds."""
+    shown = ", ".join(repr(v)[:80] for v in values[:most])
+    return f"[{shown}{f', ... ({len(values)} in all)' if len(values) > most else ''}]"
 
 
 def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
@@ -130,16 +166,21 @@ def _tensor_specs(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> TensorSpec
     if not isinstance(header, dict):
         raise ValueError("the safetensors header is not a JSON object")
     header.pop("__metadata__", None)
+    if len(header) > MAX_TENSORS:
+        raise ValueError(f"{len(header)} tensors (at most {MAX_TENSORS})")
     specs, spans = {}, []
     for name, entry in header.items():
+        label = repr(name)[:80]
         try:
             dtype, shape, (begin, end) = _DTYPES[entry["dtype"]], tuple(entry["shape"]), entry["data_offsets"]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"tensor {name!r}: malformed header entry ({exc!r})") from None
-        if not all(isinstance(d, int) and d >= 0 for d in (*shape, begin, end)):
-            raise ValueError(f"tensor {name!r}: shape {list(shape)} and offsets must be non-negative integers")
+            raise ValueError(f"tensor {label}: malformed header entry ({repr(exc)[:80]})") from None
+        if len(shape) > MAX_DIMS:
+            raise ValueError(f"tensor {label}: {len(shape)} dimensions (at most {MAX_DIMS})")
+        if not all(isinstance(d, int) and 0 <= d <= info.file_size for d in (*shape, begin, end)):
+            raise ValueError(f"tensor {label}: shape {_shorten(list(shape))} and offsets out of range")
         if end - begin != math.prod(shape) * dtype.itemsize:
-            raise ValueError(f"tensor {name!r}: {end - begin} bytes for {dtype}{list(shape)}")
+            raise ValueError(f"tensor {label}: {end - begin} bytes for {dtype}{list(shape)}")
         specs[name] = (dtype, shape)
         spans.append((begin, end))
     spans.sort()
@@ -174,11 +215,11 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_archive(path, max_members=2) as archive:
             infos = archive.infolist()
             names = [info.filename for info in infos]
             if sorted(names) != ["config.json", "tensors.safetensors"]:
-                raise ValueError(f"unexpected archive members {sorted(names)}")
+                raise ValueError(f"unexpected archive members {_shorten(sorted(names))}")
             members = {info.filename: info for info in infos}
             header = json.loads(_read_bounded(archive, members["config.json"], MAX_CONFIG_BYTES))
             _check_header(header, kind)
@@ -191,6 +232,8 @@ def load_checkpoint(
             if check is not None:
                 check(header["config"], specs)
             tensors = load_tensors(_read_bounded(archive, info, info.file_size))
+    except CheckpointMismatch:
+        raise
     except ValueError as exc:
         raise ValueError(f"{path} is not a valid {kind} checkpoint: {exc}") from exc
     except Exception as exc:  # zipfile.BadZipFile, zlib errors, safetensors errors, ...

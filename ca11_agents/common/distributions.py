@@ -74,7 +74,7 @@ class TwoHotSymlog(nn.Module):
         (the same value as ``-(encode(target) * log_softmax(logits)).sum(-1)``, without the ``(..., bins)``
         target).
         """
-        lower, upper, w_hi = self._neighbours(target)
+        lower, upper, w_hi = self._neighbours(target.broadcast_to(logits.shape[:-1]))
         picked = F.log_softmax(logits, dim=-1).gather(-1, torch.stack([lower, upper], -1))  # (..., 2)
         return -((1.0 - w_hi) * picked[..., 0] + w_hi * picked[..., 1])
 

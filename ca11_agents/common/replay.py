@@ -33,7 +33,7 @@ import torch
 
 from gymnasium import spaces
 
-from ca11_agents.common.checkpoint import atomic_write
+from ca11_agents.common.checkpoint import atomic_write, open_archive
 from ca11_agents.common.spaces import join_observation, observation_fields, split_observation
 
 STEP_FIELDS = ("actions", "rewards", "terminated", "is_first", "returns")
@@ -234,12 +234,9 @@ def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """``{name: (shape, dtype)}`` of every array in an ``.npz`` file, read from the headers alone; an array whose
     stored size disagrees with its header (a compressed member that would inflate, a truncated one) is refused."""
     out = {}
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        if len(names) != len(set(names)):
-            raise ValueError(f"duplicate members {sorted({n for n in names if names.count(n) > 1})}")
+    with open_archive(path, max_members=64) as archive:
         for info in archive.infolist():
-            if not info.filename.endswith(".npy") or len(out) > 64:
+            if not info.filename.endswith(".npy"):
                 raise ValueError(f"unexpected member {info.filename!r}")
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)

@@ -6,7 +6,8 @@ intra-op threads torch starts by default (one per core) mostly wait for each oth
 work runs they fight it for the cores: the README's first snippet took over an hour with torch's default on a busy
 2-core machine and under 5 minutes with one thread. rl-zoo pins one thread for the same reason.
 
-The rule (:func:`cpu_threads`), applied by ``learn()`` and ``predict()`` of every learner on a CPU device:
+The rule (:func:`learner_threads`), applied through :func:`cpu_threads` by ``learn()`` and ``predict()`` of every
+learner on a CPU device:
 
 * ``CA11_NUM_THREADS=N`` in the environment: use ``N`` threads (``0``: leave torch's setting alone);
 * otherwise, if the user chose a count (``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` set, or
@@ -14,7 +15,8 @@ The rule (:func:`cpu_threads`), applied by ``learn()`` and ``predict()`` of ever
   default), keep it;
 * otherwise use one thread.
 
-The previous count is restored when ``learn()``/``predict()`` returns, so code around them is not affected.
+The previous count is restored when ``learn()``/``predict()`` returns, so code around them is not affected. The
+count is process-wide (torch's): learners used from several Python threads at once share it.
 """
 
 from __future__ import annotations

@@ -109,8 +109,9 @@ class DreamerAgent(ModelBasedAlgorithm):
             steps: this is what teaches the cart-pole's values that a slow drift ends at the track's edge (0: off;
             not part of DreamerV3).
         grad_clip: clip of every gradient's global norm.
-        on_nonfinite: a non-finite loss (world model, actor or critic) ``"raise"``\ s a ``ValueError`` naming it,
-            or (``"skip"``) that optimizer's step is skipped with a warning.
+        on_nonfinite: what a non-finite loss (world model, actor or critic) does: ``"raise"`` a ``ValueError``
+            naming it, or ``"skip"`` with a warning (the whole update for the world model's, that optimizer's step
+            for the actor's or the critic's).
         policy_kwargs: network sizes, see :class:`DreamerPolicy`.
         stats_window_size: episodes averaged by the logger's rollout statistics.
         tensorboard_log: TensorBoard folder (``None``: no TensorBoard).
@@ -191,6 +192,11 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.normalize_returns = normalize_returns
         if _init_setup_model:
             self._setup_model()
+
+    def _min_seq_len(self) -> tuple[int, str]:
+        if self.replay_value_coef > 0.0:
+            return 2, "replay_value_coef > 0 bootstraps lambda-returns across the window"
+        return super()._min_seq_len()
 
     def _setup_model(self) -> None:
         super()._setup_model()

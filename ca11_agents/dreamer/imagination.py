@@ -30,13 +30,20 @@ class ReturnNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, returns: Tensor) -> Tensor:
-        """Fold a batch of returns into the statistic and return the scale ``max(1, range)``."""
+        """Fold a batch of returns into the statistic and return the scale ``max(1, range)``.
+
+        Non-finite returns are left out (``nanquantile``), and a batch without finite ones leaves the statistic
+        as it was: one bad batch, skipped by the learner (``on_nonfinite="skip"``), must not poison every later
+        scale.
+        """
         levels = torch.tensor([self.low, self.high], device=returns.device)
-        quantiles = torch.quantile(returns.detach().flatten().float(), levels)
+        returns = returns.detach().flatten().float()
+        quantiles = torch.nanquantile(torch.where(torch.isfinite(returns), returns, torch.nan), levels)
         spread = quantiles[1] - quantiles[0]
         if bool(self.initialised):
-            self.range.mul_(self.decay).add_((1.0 - self.decay) * spread)
-        else:
+            updated = self.range * self.decay + (1.0 - self.decay) * spread
+            self.range.copy_(torch.where(torch.isfinite(spread), updated, self.range))
+        elif bool(torch.isfinite(spread)):
             self.range.copy_(spread)
             self.initialised.fill_(True)
         return torch.clamp(self.range, min=1.0)

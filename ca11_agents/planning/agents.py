@@ -138,8 +138,8 @@ class WorldModelAgent(PlanningAgent):
             > 0 is optimism (explore what the model does not know), < 0 pessimism (avoid it), 0 the members' mean
             (PETS). :meth:`uncertainty` reports the disagreement itself.
         grad_clip: clip of the gradients' global norm.
-        on_nonfinite: a non-finite loss ``"raise"``\ s a ``ValueError`` naming it, or (``"skip"``) the update is
-            skipped with a warning.
+        on_nonfinite: what a non-finite loss does: ``"raise"`` a ``ValueError`` naming it, or ``"skip"`` the
+            update with a warning.
         policy_kwargs: the world model's sizes, ensemble and dynamics kind (see :class:`WorldModelPolicy`;
             ``stochastic=False`` for deterministic members).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
@@ -196,6 +196,9 @@ class WorldModelAgent(PlanningAgent):
     def _setup_model(self) -> None:
         super()._setup_model()
         self.policy.uncertainty_weight = self._uncertainty_weight
+
+    def _min_seq_len(self) -> tuple[int, str]:
+        return 2, "the world model learns from transitions: two steps"
 
     def model(self) -> torch.nn.Module:
         return self.policy.world_model
@@ -265,8 +268,8 @@ class RSSMAgent(PlanningAgent):
         gradient_steps: updates per round.
         gamma: discount of the predicted rewards within the horizon.{planner_args}
         grad_clip: clip of the gradients' global norm.
-        on_nonfinite: a non-finite loss ``"raise"``\ s a ``ValueError`` naming it, or (``"skip"``) the update is
-            skipped with a warning.
+        on_nonfinite: what a non-finite loss does: ``"raise"`` a ``ValueError`` naming it, or ``"skip"`` the
+            update with a warning.
         policy_kwargs: the RSSM's sizes (see :class:`~ca11_agents.common.policies.RSSMLatentPolicy`).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
     """
