@@ -9,7 +9,6 @@ loading a tampered file runs code. Here a checkpoint is JSON plus safetensors (:
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import time
 import warnings
@@ -27,43 +26,27 @@ from ca11_agents.common.arguments import check_sizes, validate, validate_learn
 from ca11_agents.common.checkpoint import (
     CheckpointMismatch,
     TensorSpecs,
+    compare_tensor_specs,
     flatten_optimizer,
     load_checkpoint,
+    same_kind,
     save_checkpoint,
     unflatten_optimizer,
 )
 from ca11_agents.common.policies import RecurrentLatentPolicy
 from ca11_agents.common.replay import SequenceReplayBuffer
-from ca11_agents.common.spaces import ActionAdapter, obs_as_tensor, space_from_json, space_to_json, stack_observations
+from ca11_agents.common.spaces import (
+    ActionAdapter,
+    check_finite_step,
+    obs_as_tensor,
+    space_from_json,
+    space_to_json,
+    stack_observations,
+)
 from ca11_agents.common.threads import cpu_threads
 from ca11_agents.world_models.encoders import check_observation_space
 
 SelfModelBased = TypeVar("SelfModelBased", bound="ModelBasedAlgorithm")
-
-
-def _same_kind(value: Any, default: Any) -> bool:
-    """Whether an optimizer setting read from a file has the type of the optimizer's own default (a number for a
-    number, a pair of numbers for Adam's betas, a flag for a flag)."""
-    if isinstance(default, bool) or default is None:
-        return isinstance(value, bool) or value is None
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if isinstance(default, (tuple, list)):
-        return isinstance(value, (tuple, list)) and len(value) == len(default) and all(
-            _same_kind(v, d) for v, d in zip(value, default)
-        )
-    return type(value) is type(default)
-
-
-def _check_finite(learner: str, step: int, obs: Any, rewards: np.ndarray, what: str = "observation") -> None:
-    """Refuse NaN or infinite observations and rewards where they enter, before they reach the replay and every
-    weight: a ``ValueError`` naming the env step and the field."""
-    fields = [(f"{what}[{k!r}]", v) for k, v in obs.items()] if isinstance(obs, dict) else [(what, obs)]
-    for key, value in [*fields, ("reward", rewards)]:
-        value = np.asarray(value)
-        if value.dtype.kind == "f" and not np.isfinite(value).all():
-            rows = np.flatnonzero(~np.isfinite(value).reshape(len(value), -1).all(axis=1)).tolist()
-            raise ValueError(f"{learner}: the env returned a non-finite {key} at env step {step} (rows {rows})")
 
 
 #: Replay memory a default ``buffer_size`` may take (``min(1_000_000 steps, this / bytes per step)``): 4 GiB is
@@ -269,7 +252,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         env, policy, replay = self.env, self.policy, self.replay_buffer
         assert replay is not None
         n = env.num_envs
-        _check_finite(type(self).__name__, self.num_timesteps, self._last_obs, np.zeros(n), "reset observation")
+        check_finite_step(type(self).__name__, self.num_timesteps, self._last_obs, np.zeros(n), "reset observation")
         if self._latent is None or reset_num_timesteps:
             self._latent = policy.initial_state(n)
             self._prev_action = torch.zeros(n, policy.actions.dim, device=self.device)
@@ -291,7 +274,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                 policy.warming_up = False
             action = action_t.cpu().numpy()
             new_obs, rewards, dones, infos = env.step(policy.actions.to_env(action))
-            _check_finite(type(self).__name__, self.num_timesteps + n, new_obs, rewards)
+            check_finite_step(type(self).__name__, self.num_timesteps + n, new_obs, rewards)
             terminated = np.array(
                 [done and not info.get("TimeLimit.truncated", False) for done, info in zip(dones, infos)], np.float32
             )
@@ -345,7 +328,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         cut = [i for i in np.flatnonzero(dones) if not terminated[i] and "terminal_observation" in infos[i]]
         if cut:
             final = stack_observations([infos[i]["terminal_observation"] for i in cut])
-            _check_finite(type(self).__name__, self.num_timesteps, final, np.zeros(len(cut)), "final observation")
+            check_finite_step(type(self).__name__, self.num_timesteps, final, np.zeros(len(cut)), "final observation")
             bootstrap[cut] = self._terminal_values(cut, obs_as_tensor(final, self.device), action)
         assert self.replay_buffer is not None
         self.replay_buffer.end_episodes(dones, bootstrap, self.gamma)
@@ -495,7 +478,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                 optimizer.load_state_dict(unflatten_optimizer(f"optim/{name}", tensors, config["optimizers"][name]))
                 for group, default in zip(optimizer.param_groups, defaults):
                     for key, value in default.items():
-                        if key != "params" and not _same_kind(group.get(key), value):
+                        if key != "params" and not same_kind(group.get(key), value):
                             raise ValueError(f"optimizer {name!r}: {key}={group.get(key)!r} (expected like {value!r})")
             agent._load_extra_state(config["state"])
         except Exception as exc:  # any malformed piece of a stranger's file is its error, named with the file
@@ -519,24 +502,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         finally:
             self.device = device
             self.policy, self.replay_buffer = None, None  # type: ignore[assignment]
-        missing = sorted(set(expected) - set(specs))
-        if missing:
-            raise ValueError(f"tensors missing: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
-        for name, (dtype, shape) in specs.items():
-            if name in expected:
-                if (dtype, shape) != expected[name]:
-                    want = expected[name]
-                    raise ValueError(f"tensor {name!r} is {dtype}{list(shape)}, expected {want[0]}{list(want[1])}")
-                continue
-            parts = name.split("/")
-            if len(parts) != 4 or parts[0] != "optim" or parts[1] not in params or not parts[2].isdigit():
-                raise ValueError(f"unexpected tensor {name!r}")
-            index = int(parts[2])
-            if index >= len(params[parts[1]]):
-                raise ValueError(f"tensor {name!r}: optimizer {parts[1]!r} has {len(params[parts[1]])} parameters")
-            want = () if parts[3] == "step" else params[parts[1]][index]
-            if shape != want:
-                raise ValueError(f"tensor {name!r} has shape {list(shape)}, expected {list(want)}")
+        compare_tensor_specs(specs, expected, params)
 
     def save_replay_buffer(self, path: str | os.PathLike) -> None:
         """Save the replay buffer (``.npz``, atomically) so that training can resume with

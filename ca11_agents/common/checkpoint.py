@@ -275,3 +275,44 @@ def unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], meta: dic
         index, key = name.split("/", 1)
         state.setdefault(int(index), {})[key] = value
     return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def compare_tensor_specs(
+    specs: TensorSpecs, expected: dict[str, tuple[torch.dtype, tuple[int, ...]]], params: dict[str, list[tuple]]
+) -> None:
+    """Refuse a checkpoint's tensors (``specs``) unless they are exactly the ``policy/`` tensors ``expected``
+    (name -> dtype and shape) and, for each optimizer in ``params`` (name -> its parameters' shapes), states of
+    those parameters (``optim/<name>/<index>/<key>``: the parameter's shape, ``()`` for ``step``)."""
+    missing = sorted(set(expected) - set(specs))
+    if missing:
+        raise ValueError(f"tensors missing: {_shorten(missing)}")
+    for name, (dtype, shape) in specs.items():
+        label = repr(name)[:80]
+        if name in expected:
+            if (dtype, shape) != expected[name]:
+                want = expected[name]
+                raise ValueError(f"tensor {label} is {dtype}{list(shape)}, expected {want[0]}{list(want[1])}")
+            continue
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != "optim" or parts[1] not in params or not parts[2].isdigit():
+            raise ValueError(f"unexpected tensor {label}")
+        index = int(parts[2])
+        if index >= len(params[parts[1]]):
+            raise ValueError(f"tensor {label}: optimizer {parts[1]!r} has {len(params[parts[1]])} parameters")
+        want = () if parts[3] == "step" else params[parts[1]][index]
+        if shape != want:
+            raise ValueError(f"tensor {label} has shape {list(shape)}, expected {list(want)}")
+
+
+def same_kind(value: Any, default: Any) -> bool:
+    """Whether an optimizer setting read from a file has the type of the optimizer's own default (a number for a
+    number, a pair of numbers for Adam's betas, a flag for a flag)."""
+    if isinstance(default, bool) or default is None:
+        return isinstance(value, bool) or value is None
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list)) and len(value) == len(default) and all(
+            same_kind(v, d) for v, d in zip(value, default)
+        )
+    return type(value) is type(default)

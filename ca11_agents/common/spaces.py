@@ -251,3 +251,14 @@ def stack_observations(observations: list[Any]) -> ObsBatch:
     if isinstance(observations[0], dict):
         return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
     return np.stack(observations)
+
+
+def check_finite_step(learner: str, step: int, obs: Any, rewards: np.ndarray, what: str = "observation") -> None:
+    """Refuse NaN or infinite observations and rewards where they enter, before they reach the replay and every
+    weight: a ``ValueError`` naming the env step and the field."""
+    fields = [(f"{what}[{k!r}]", v) for k, v in obs.items()] if isinstance(obs, dict) else [(what, obs)]
+    for key, value in [*fields, ("reward", rewards)]:
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            rows = np.flatnonzero(~np.isfinite(value).reshape(len(value), -1).all(axis=1)).tolist()
+            raise ValueError(f"{learner}: the env returned a non-finite {key} at env step {step} (rows {rows})")
