@@ -21,6 +21,8 @@ discounted returns, bootstrapped by :meth:`DreamerAgent._terminal_values`), and 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -349,6 +351,20 @@ class DreamerAgent(ModelBasedAlgorithm):
             deterministic=True,
         )
         return policy.slow_critic(policy.rssm.features(state)).cpu().numpy()
+
+    # ------------------------------------------------------------------------------------------------ deploy
+    def export_onnx(self, path: str | os.PathLike) -> Path:
+        """Export the deterministic acting step (``predict(..., deterministic=True)``: posterior step at the mode,
+        actor's mode) to an ONNX file at ``path`` with a JSON sidecar ``<path>.json`` (spaces, action scaling,
+        versions, the file's sha256); :class:`ca11_agents.deploy.OnnxPolicy` runs it on onnxruntime with the same
+        ``predict``. Needs the ``deploy`` extra (``pip install ".[deploy]"``).
+
+        Returns:
+            The sidecar's path.
+        """
+        from ca11_agents.deploy.onnx_export import export_onnx
+
+        return export_onnx(self, path)
 
     # ------------------------------------------------------------------------------------- the notebook's demo
     @torch.no_grad()

@@ -84,6 +84,20 @@ class PlanningAgent(ModelBasedAlgorithm):
         """The world model the update trains."""
         raise NotImplementedError
 
+    def export_onnx(self, path: Any) -> None:
+        """Not available: a planner acts by searching (CEM/MPPI) through its world model in Python at every step,
+        which is no single network to export.
+
+        Raises:
+            NotImplementedError: always; it names the alternatives.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} acts by planning ({getattr(self.policy.planner, 'method', 'cem')!r}) in Python "
+            "at every step, so its acting is not one network and has no ONNX export; serve it with torch "
+            f"({type(self).__name__}.load(...).predict), or train a DreamerAgent, whose actor exports "
+            "(DreamerAgent.export_onnx)"
+        )
+
     def _setup_model(self) -> None:
         super()._setup_model()
         self.policy.planner = self._make_planner(self.action_space)
