@@ -234,7 +234,8 @@ def test_a_replay_file_larger_than_the_buffer_is_refused_before_reading(tmp_path
         ("learning_rate", "fast", "learning_rate must be a finite number >= 0"),
         ("buffer_size", 3, "buffer_size=3 keeps 3 steps per env .*fewer than seq_len=4"),
         ("buffer_size", 10**15, "buffer_size=1000000000000000 steps of .* more than this machine's"),
-        ("on_nonfinite", "ignore", "on_nonfinite must be 'raise' or 'skip'"),
+        ("on_nonfinite", "ignore", "on_nonfinite must be one of 'raise', 'skip'"),
+        ("actor_grad", "backprop", "actor_grad must be one of 'reinforce', 'dynamics'"),
     ],
 )
 def test_bad_arguments_are_refused_with_their_name(argument, value, message):
@@ -257,6 +258,8 @@ def test_the_planners_share_the_same_checks(cls):
         cls("MlpPolicy", ENV, grad_clip=-1.0)
     with pytest.raises(ValueError, match=f"{cls.__name__}: .*horizon must be an integer >= 1"):
         cls("MlpPolicy", ENV, horizon=0)
+    with pytest.raises(ValueError, match=f"{cls.__name__}: .*(planner|method)"):
+        cls("MlpPolicy", ENV, planner="random")
 
 
 def test_the_no_update_warning_counts_the_window_and_the_schedule():

@@ -59,11 +59,26 @@ class Rule:
         return value
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """An argument that takes one of a few names."""
+
+    choices: tuple[str, ...]
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(c) for c in self.choices)
+
+    def clean(self, value: Any) -> Any:
+        if not isinstance(value, str) or value not in self.choices:
+            raise ValueError
+        return value
+
+
 _NON_NEGATIVE = Rule(float, 0.0)
 _COUNT = Rule(int, 1)
 
 #: The rules, by argument name (every learner's arguments of that name mean the same thing).
-RULES: dict[str, Rule] = {
+RULES: dict[str, Rule | OneOf] = {
     "learning_rate": _NON_NEGATIVE,  # 0 freezes that part, as users do on purpose
     "actor_lr": _NON_NEGATIVE,
     "critic_lr": _NON_NEGATIVE,
@@ -87,6 +102,9 @@ RULES: dict[str, Rule] = {
     "stats_window_size": _COUNT,
     "verbose": Rule(int, 0, bools=True),
     "seed": Rule(int, 0, 2**32 - 1, optional=True),
+    "on_nonfinite": OneOf(("raise", "skip")),
+    "actor_grad": OneOf(("reinforce", "dynamics")),  # DreamerAgent's None is resolved from the action space first
+    "planner": OneOf(("cem", "mppi")),
 }
 
 

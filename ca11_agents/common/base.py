@@ -136,8 +136,6 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         )
         if env is None:
             self.n_envs = 1  # set_env() after load() compares against it, as in SB3
-        if on_nonfinite not in ("raise", "skip"):
-            raise ValueError(f"{name}: on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         self.on_nonfinite = on_nonfinite
         # Every argument is checked (common/arguments.py) when the model is set up, once the learner set its own.
         self.buffer_size, self.learning_starts = buffer_size, learning_starts

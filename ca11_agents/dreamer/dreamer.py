@@ -187,8 +187,6 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.imagination_starts = imagination_starts
         if actor_grad is None:
             actor_grad = "reinforce" if _discrete(getattr(self, "action_space", None)) else "dynamics"
-        if actor_grad not in ("reinforce", "dynamics"):
-            raise ValueError(f"DreamerAgent: actor_grad must be 'reinforce' or 'dynamics', got {actor_grad!r}")
         self.actor_grad, self.replay_value_coef, self.mc_value_coef = actor_grad, replay_value_coef, mc_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns = normalize_returns
