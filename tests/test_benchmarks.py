@@ -440,3 +440,19 @@ def test_compiled_update_swaps_the_two_loops_only_while_it_lasts(monkeypatch):
         assert "loss_terms" in vars(agent.policy.rssm) and seconds > 0.0
     assert compiled == ["reduce-overhead"] * 2
     assert dreamer_module.imagine is original and "loss_terms" not in vars(agent.policy.rssm)
+
+
+def test_serve_load_measures_both_backends_and_checks_every_action(tmp_path):
+    """The server's load benchmark on tiny budgets: latency rows per backend and concurrency, a soak with memory
+    figures, no errors (every served action equals the offline predict)."""
+    pytest.importorskip("fastapi", reason="needs the deploy extra")
+    pytest.importorskip("onnxruntime", reason="needs the deploy extra")
+    from benchmarks import serve_load
+
+    serve_load.main(["--out", str(tmp_path), "--requests", "40", "--concurrency", "1,4", "--soak", "80"])
+    results = json.loads((tmp_path / "serve_load.json").read_text())
+    rows = {(r["backend"], r["sessions"]): r for r in results["rows"]}
+    assert set(rows) == {("torch", 1), ("torch", 4), ("onnx", 1), ("onnx", 4)}
+    assert all(r["errors"] == 0 and r["requests"] == 40 and r["p99_ms"] >= r["p50_ms"] > 0 for r in rows.values())
+    soak = results["soak"]
+    assert soak["errors"] == 0 and soak["requests"] == 80 and soak["rss_after_mb"] > 0
