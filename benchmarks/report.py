@@ -45,6 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ca11_agents.common.checkpoint import read_bounded
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -87,10 +89,7 @@ MAX_JSON_BYTES = 1 << 20
 def read_json(path: Path) -> dict[str, Any]:
     """A result folder's JSON object (a run marker, ``benchmark.json``), read with a bound: a ``ValueError`` naming
     the file if it is oversized, not JSON or not an object."""
-    with path.open("rb") as f:
-        raw = f.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise ValueError(f"{path}: larger than {MAX_JSON_BYTES} bytes, not a benchmark file")
+    raw = read_bounded(path, MAX_JSON_BYTES, "benchmark file")
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -141,6 +141,19 @@ def _shorten(values: list[Any], most: int = 5) -> str:
     return f"[{shown}{f', ... ({len(values)} in all)' if len(values) > most else ''}]"
 
 
+def read_bounded(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """The bytes of a file from a stranger (a sidecar, a result marker), at most ``limit`` of them: a
+    ``ValueError`` naming the file if it is larger or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as error:
+        raise ValueError(f"cannot read the {what} {path}: {error}") from error
+    if len(data) > limit:
+        raise ValueError(f"{path}: larger than {limit} bytes, not a {what}")
+    return data
+
+
 def _read_bounded(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     """A member's bytes, refusing members whose declared or actual size exceeds ``limit``."""
     if info.file_size > limit:

@@ -34,6 +34,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from ca11_agents.common.checkpoint import read_bounded
 from ca11_agents.common.spaces import ActionAdapter, batch_observation, space_from_json, space_to_json
 from ca11_agents.world_models.rssm import RSSMState
 
@@ -158,17 +159,6 @@ def export_onnx(agent: Any, path: str | os.PathLike) -> Path:
     return sidecar
 
 
-def _read_bounded(path: Path, limit: int, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as error:
-        raise ValueError(f"cannot read the {what} {path}: {error}") from error
-    if len(data) > limit:
-        raise ValueError(f"the {what} {path} is larger than {limit} bytes")
-    return data
-
-
 class OnnxPolicy:
     """An exported policy on onnxruntime (CPU) with ``predict`` as the agent's: same arguments, recurrent
     convention and env actions, so it drives an env in the agent's place.
@@ -187,7 +177,7 @@ class OnnxPolicy:
         ort = _require("onnxruntime")
         self.path, self.sidecar = Path(path), Path(f"{path}.json")
         try:
-            meta = json.loads(_read_bounded(self.sidecar, MAX_SIDECAR_BYTES, "ONNX sidecar"))
+            meta = json.loads(read_bounded(self.sidecar, MAX_SIDECAR_BYTES, "ONNX sidecar"))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} sidecar")
             if meta.get("format_version") != FORMAT_VERSION:
@@ -208,7 +198,7 @@ class OnnxPolicy:
             expected = str(meta["onnx_sha256"])
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
             raise ValueError(f"OnnxPolicy: refusing the sidecar {self.sidecar}: {error}") from error
-        model = _read_bounded(self.path, MAX_ONNX_BYTES, "ONNX file")
+        model = read_bounded(self.path, MAX_ONNX_BYTES, "ONNX file")
         if hashlib.sha256(model).hexdigest() != expected:
             raise ValueError(f"OnnxPolicy: refusing {self.path}: its sha256 differs from the sidecar's (tampered?)")
         options = ort.SessionOptions()
