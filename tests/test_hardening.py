@@ -141,6 +141,24 @@ def test_tensor_headers_that_lie_about_their_data_are_refused(saved, tmp_path):
         DreamerAgent.load(weird)
 
 
+def test_a_checkpoint_carries_its_version_and_content_hash_and_checks_it(saved, tmp_path):
+    from ca11_agents.common.checkpoint import checkpoint_info
+
+    info = checkpoint_info(saved)
+    assert info["kind"] == "DreamerAgent" and info["ca11_version"] == "0.1.0" and len(info["tensors_sha256"]) == 64
+    with zipfile.ZipFile(saved) as archive:
+        payload = bytearray(archive.read("tensors.safetensors"))
+    payload[-1] ^= 0x01  # one bit of one weight: still a well-formed file
+    with pytest.raises(ValueError, match=r"flipped\.zip.*do not match their recorded sha256"):
+        DreamerAgent.load(_rewrite(saved, tmp_path / "flipped.zip", tensors=bytes(payload)))
+
+    def drop(header):  # a checkpoint saved before versions and hashes were recorded still loads
+        del header["ca11_version"], header["tensors_sha256"]
+
+    DreamerAgent.load(_rewrite(saved, tmp_path / "old.zip", config=drop))
+    assert checkpoint_info(tmp_path / "old.zip")["tensors_sha256"] is None
+
+
 def test_a_checkpoint_does_not_choose_where_tensorboard_writes(saved, tmp_path):
     hostile = _rewrite(saved, tmp_path / "tb.zip",
                        config=lambda h: h["config"]["init_kwargs"].update(tensorboard_log="/etc/ca11"))  # fmt: skip
@@ -206,10 +224,29 @@ def test_a_failed_replay_load_keeps_the_buffer_and_names_the_file(tmp_path):
 
 def test_a_replay_file_larger_than_the_buffer_is_refused_before_reading(tmp_path):
     agent = DreamerAgent("MlpPolicy", ENV, seed=0, buffer_size=100, **TINY).learn(30)
-    big = DreamerAgent("MlpPolicy", ENV, seed=0, buffer_size=10_000, **TINY).learn(30)
-    big.save_replay_buffer(tmp_path / "big.npz")
-    with pytest.raises(ValueError, match=r"big\.npz.*10000 steps.*holds \(100\)"):
+    big = DreamerAgent("MlpPolicy", ENV, seed=0, buffer_size=10_000, **TINY).learn(130)
+    big.save_replay_buffer(tmp_path / "big.npz")  # the 130 stored steps (the file holds what was stored)
+    with pytest.raises(ValueError, match=r"big\.npz.*130 steps.*holds \(100\)"):
         agent.load_replay_buffer(tmp_path / "big.npz")
+    assert len(agent.replay_buffer) == 30  # untouched
+
+
+def test_replay_files_hold_the_stored_steps_and_load_into_any_buffer_that_fits(tmp_path):
+    small = DreamerAgent("MlpPolicy", ENV, seed=0, buffer_size=1_000_000, **TINY).learn(40)
+    small.save_replay_buffer(tmp_path / "r.npz")
+    assert (tmp_path / "r.npz").stat().st_size < 20_000  # 40 steps, not a million slots
+    wrapped = DreamerAgent("MlpPolicy", ENV, seed=0, buffer_size=30, **TINY).learn(40)  # a ring that wrapped
+    wrapped.save_replay_buffer(tmp_path / "w.npz")
+    for source, path in ((small, "r.npz"), (wrapped, "w.npz")):
+        target = DreamerAgent("MlpPolicy", ENV, seed=1, buffer_size=500, **TINY)
+        target.load_replay_buffer(tmp_path / path)
+        buffer, original = target.replay_buffer, source.replay_buffer
+        assert buffer.size_per_env == 500 and buffer.count == original.count  # capacity kept, steps restored
+        order = (original.pos - original.count + np.arange(original.count)) % original.size_per_env
+        np.testing.assert_array_equal(buffer.data["rewards"][:, : buffer.count], original.data["rewards"][:, order])
+        buffer.add(*(np.zeros((1, *v.shape[2:]), v.dtype) for k, v in buffer.data.items()
+                     if k in ("observations", "actions", "rewards", "terminated", "is_first")))  # fmt: skip
+        assert buffer.count == original.count + 1  # goes on after the loaded steps
 
 
 # ------------------------------------------------------------------------------------------------- arguments

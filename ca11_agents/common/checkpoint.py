@@ -8,6 +8,8 @@ interrupted save never destroys the previous checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import math
 import os
@@ -75,8 +77,9 @@ def save_checkpoint(
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix(".zip")
-    header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "config": config}
     payload = save_tensors({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind, "config": config,
+              "ca11_version": package_version(), "tensors_sha256": hashlib.sha256(payload).hexdigest()}  # fmt: skip
 
     def write(f: Any) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -244,7 +247,10 @@ def load_checkpoint(
             specs = _tensor_specs(archive, info)
             if check is not None:
                 check(header["config"], specs)
-            tensors = load_tensors(_read_bounded(archive, info, info.file_size))
+            payload = _read_bounded(archive, info, info.file_size)
+            if "tensors_sha256" in header and hashlib.sha256(payload).hexdigest() != header["tensors_sha256"]:
+                raise ValueError("its tensors do not match their recorded sha256 (corrupted or modified)")
+            tensors = load_tensors(payload)
     except CheckpointMismatch:
         raise
     except ValueError as exc:
@@ -252,6 +258,35 @@ def load_checkpoint(
     except Exception as exc:  # zipfile.BadZipFile, zlib errors, safetensors errors, ...
         raise ValueError(f"{path} is not a valid {kind} checkpoint (corrupted or truncated?): {exc}") from exc
     return header["config"], tensors
+
+
+def package_version() -> str:
+    """The installed ca11 distribution's version (``"unknown"`` for a checkout that is not installed)."""
+    try:
+        return importlib.metadata.version("ca11")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled checkout
+        return "unknown"
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
+    """What a checkpoint says about itself, from its header alone (bounded read, no tensor read): the class that
+    wrote it (``kind``), the ca11 version it was saved with and the sha256 of its tensors (``None`` for files saved
+    before they were recorded). Raises ``ValueError`` naming the file if it is no ca11 checkpoint."""
+    path = Path(path)
+    try:
+        with open_archive(path, max_members=2) as archive:
+            member = {info.filename: info for info in archive.infolist()}.get("config.json")
+            if member is None:
+                raise ValueError("no config.json member")
+            header = json.loads(_read_bounded(archive, member, MAX_CONFIG_BYTES))
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ValueError("not a ca11 checkpoint (missing format header)")
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path} is not a valid ca11 checkpoint: {exc}") from exc
+    return {"kind": header.get("kind"), "ca11_version": header.get("ca11_version"),
+            "tensors_sha256": header.get("tensors_sha256")}  # fmt: skip
 
 
 def _check_header(header: Any, kind: str) -> None:

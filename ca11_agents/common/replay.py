@@ -157,12 +157,17 @@ class SequenceReplayBuffer:
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:
         """Write the buffer to ``path`` (NumPy ``.npz``, no pickled objects), atomically: an interrupted write
-        leaves any previous file at ``path`` intact."""
-        meta = np.array([self.n_envs, self.size_per_env, self.obs_dim, self.action_dim, self.pos, self.count])
+        leaves any previous file at ``path`` intact. Only the stored steps are written: a buffer that has not
+        wrapped around yet keeps its first ``count`` slots (a 1,000,000-step buffer holding 3,000 steps writes
+        3,000), and :meth:`load` puts them back into a buffer of any capacity that holds them."""
+        size, pos, data = self.size_per_env, self.pos, self.data
+        if self.count < size:  # never wrapped: the steps are slots [0, count), in order (views, no copy)
+            size, pos = max(self.count, 1), 0
+            data = {k: v[:, :size] for k, v in data.items()}
+        meta = np.array([self.n_envs, size, self.obs_dim, self.action_dim, pos, self.count])
         rng_state = np.frombuffer(_rng_bytes(self.rng), np.uint8)
         atomic_write(
-            path,
-            lambda f: np.savez(f, meta=meta, rng_state=rng_state, episode_steps=self.episode_steps, **self.data),
+            path, lambda f: np.savez(f, meta=meta, rng_state=rng_state, episode_steps=self.episode_steps, **data)
         )
 
     def load(self, path: str | os.PathLike) -> None:
@@ -224,8 +229,17 @@ class SequenceReplayBuffer:
         # Files written before returns were stored: no returns known yet, no episode running.
         loaded.setdefault("returns", np.full((n_envs, size), np.nan, np.float32))
         loaded.setdefault("episode_steps", np.zeros(n_envs, np.int64))
+        if size < self.size_per_env:  # a smaller ring (or a compact save): its steps, oldest first, into this one
+            order = (pos - count + np.arange(count)) % size
+            data = {k: np.zeros((n_envs, self.size_per_env, *s), d) for k, (s, d) in expected.items()}
+            data["returns"].fill(np.nan)
+            for k in expected:
+                data[k][:, :count] = loaded[k][:, order]
+            pos, size = count % self.size_per_env, self.size_per_env
+        else:
+            data = {k: loaded[k] for k in expected}
         self.size_per_env, self.pos, self.count = size, pos, count
-        self.data = {k: loaded[k] for k in expected}
+        self.data = data
         self.episode_steps = loaded["episode_steps"].astype(np.int64)
         self.rng = rng
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from ca11_agents.common.checkpoint import checkpoint_info
 from ca11_agents.common.spaces import is_image, space_to_json
 
 #: The learner classes ``--algo`` names.
@@ -92,6 +93,9 @@ def load_policy(path: str | os.PathLike, algo: str = "dreamer", backend: str = "
         "checkpoint": path.name,
         "checkpoint_sha256": sha256_file(path),
         "ca11_version": importlib.metadata.version("ca11"),
+        # What the checkpoint says of itself (torch backend): the ca11 version it was saved with and its tensors'
+        # sha256, verified when it was loaded.
+        **({f"saved_{k}": v for k, v in checkpoint_info(path).items() if k != "kind"} if backend == "torch" else {}),
         "observation_space": space_to_json(policy.observation_space),
         "action_space": space_to_json(policy.action_space),
     }
