@@ -219,3 +219,28 @@ def plot_horizon_errors(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _finish(fig, title, save_path)
+
+
+def plot_learning_curve(
+    timesteps: Sequence[int] | np.ndarray,
+    returns: Sequence[Sequence[float]] | np.ndarray,
+    title: str,
+    threshold: float | None = None,
+    label: str = "deterministic evaluation",
+    save_path: str | Path | None = None,
+) -> Figure:
+    """Mean and spread (one std) of evaluation returns ``(n_evals, episodes)`` against env steps, with the env's
+    solved threshold as a dashed line (e.g. from SB3's ``EvalCallback`` log, ``evaluations.npz``)."""
+    steps, values = np.asarray(timesteps), np.asarray(returns, dtype=np.float64).reshape(len(timesteps), -1)
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    mean, std = values.mean(1), values.std(1)
+    ax.plot(steps, mean, marker="o", label=label)
+    ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
+    if threshold is not None:
+        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set(xlabel="env steps", ylabel="episode return")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return _finish(fig, title, save_path)

@@ -32,12 +32,9 @@ import numpy as np
 from gymnasium.wrappers import RecordVideo, RenderCollection
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-# benchmarks/ is not an installed package: make the checkout's copy importable when run as scripts/record_video.py.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.algos import ALGOS, AlgoSpec  # noqa: E402
-from benchmarks.run import import_env_packages  # noqa: E402
-from ca11_agents.world_models.encoders import channel_first_space  # noqa: E402
+from benchmarks.algos import ALGOS, AlgoSpec
+from benchmarks.run import import_env_packages
+from ca11_agents.world_models.encoders import channel_first_space
 
 
 def resolve_algo(name: str) -> AlgoSpec:

@@ -18,10 +18,6 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering
 
 import gymnasium as gym
 import imageio.v2 as imageio
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import EvalCallback
@@ -29,6 +25,7 @@ from stable_baselines3.common.monitor import Monitor
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DREAMER_PRESETS, DreamerAgent
+from ca11_agents.visualization import plot_learning_curve
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,24 +49,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def plot_curve(evaluations: Path, env_id: str, path: Path) -> None:
-    """Mean and spread of the evaluation returns against env steps."""
+    """Mean and spread of the evaluation returns against env steps, with the env's solved threshold."""
+    from benchmarks.run import env_threshold
+
     data = np.load(evaluations)
-    steps, returns = data["timesteps"], data["results"]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    mean, std = returns.mean(1), returns.std(1)
-    ax.plot(steps, mean, marker="o", label="DreamerAgent (deterministic eval)")
-    ax.fill_between(steps, mean - std, mean + std, alpha=0.25)
-    threshold = gym.spec(env_id).reward_threshold
-    if env_id == "CA11/ContinuousPendulum-v0":
-        threshold = -200.0
-    if threshold is not None:
-        ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
-    ax.set(xlabel="env steps", ylabel="episode return", title=f"Dreamer on {env_id}")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_learning_curve(data["timesteps"], data["results"], f"Dreamer on {env_id}", env_threshold(env_id),
+                        label="DreamerAgent (deterministic eval)", save_path=path)
 
 
 def record_gif(agent: DreamerAgent, env_id: str, path: Path, seed: int) -> float:

@@ -4,7 +4,7 @@ the full sources of scripts and benchmarks: their ``--help``), and so do the mod
 name. README.md's "Supported spaces" table names the policy aliases each learner accepts.
 
 What counts as a path (:func:`named_paths`): a Markdown link's target; a token that starts with one of the
-repository's top-level folders (``benchmarks/results/...``, ``scripts/sweep.py``); any ``*.md`` path
+repository's top-level folders (``benchmarks/results/...``, ``scripts/walkthrough.py``); any ``*.md`` path
 (``shared/DESIGN.md``), where a bare name must exist somewhere in the repository (``summary.md`` is in every results
 folder). Generated outputs and placeholders (``outputs/demo/``, ``OUT/summary.md``, ``runs/<algo>.csv``,
 ``benchmarks/results/YYYY-MM-DD-gpu``) are not checked.

@@ -185,7 +185,7 @@ def test_every_command_imports_with_only_the_core_and_the_extras_its_help_names(
 def test_hiding_finds_a_missing_extra() -> None:
     assert {"pandas", "ray", "optuna", "tianshou", "sb3_contrib", "pytest"} <= set(hidden_modules([]))
     assert "pandas" not in hidden_modules(["analysis"]) and "torch" not in hidden_modules([])
-    assert {"optuna", "ray"} <= imported_modules("scripts/sweep.py")  # ray only inside a function
+    assert {"optuna", "ray"} <= imported_modules("benchmarks/sweep.py")  # ray only inside a function
     failures = import_hidden([], ["scripts/probe_agent.py", "scripts/walkthrough.py"])
     assert list(failures) == ["scripts/probe_agent.py"] and "pandas" in failures["scripts/probe_agent.py"]
 
@@ -229,6 +229,6 @@ def test_the_runner_and_the_ablation_name_a_missing_extra_before_any_run(
     assert run.main(argv) == 2
     assert 'pandas not installed: pip install ".[bench]"' in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
-    ablation = import_command("scripts/ablation.py")
+    ablation = import_command("benchmarks/ablation.py")
     assert ablation.main(["--no-ray", "--out", str(tmp_path)]) == 2  # type: ignore[attr-defined]
     assert ".[bench]" in capsys.readouterr().err

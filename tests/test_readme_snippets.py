@@ -28,6 +28,8 @@ BUDGETS: tuple[tuple[str, str], ...] = (
     (r"n_eval_episodes=\d+", "n_eval_episodes=1"),
     (r"eval_freq=[\d_]+", "eval_freq=250"),
     (r"for (\w+) in range\([\d_]+\)", r"for \1 in range(50)"),
+    (r'"(vae_steps|train_steps)": [\d_]+', r'"\1": 20'),  # run_world_model_experiment's config
+    (r'"data_collection_steps": [\d_]+', '"data_collection_steps": 400'),
 )
 #: Put before a block: every warning a user would see becomes an error. Libraries' own filters, installed when the
 #: block imports them, go in front of these (SB3 silences tqdm's "rich is experimental" that way), as for a user.

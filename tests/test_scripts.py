@@ -1,4 +1,4 @@
-"""The experiment scripts end to end with tiny budgets: ablation (scripts/ablation.py), sweep (scripts/sweep.py),
+"""The experiment scripts end to end with tiny budgets: ablation (benchmarks/ablation.py: ca11 ablate), sweep (benchmarks/sweep.py: ca11 sweep),
 recording (scripts/record_video.py) and probing (scripts/probe_agent.py), plus the benchmark's algorithm variants
 they are built on.
 
@@ -57,12 +57,12 @@ def restore_registry() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def ablation() -> ModuleType:
-    return load_script("ablation")
+    return importlib.import_module("benchmarks.ablation")
 
 
 @pytest.fixture(scope="module")
 def sweep() -> ModuleType:
-    return load_script("sweep")
+    return importlib.import_module("benchmarks.sweep")
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ ensemble, stochastic members, CEM against MPPI, the replay ratio, the horizon). 
 env, seeds and budget by the benchmark runner (:mod:`benchmarks.run`), so the outputs, the evaluation protocol and
 resuming are the runner's::
 
-    python scripts/ablation.py --env CA11/ContinuousPendulum-v0 --variants all --seeds 3 --steps 5000 \\
+    ca11 ablate --env CA11/ContinuousPendulum-v0 --variants all --seeds 3 --steps 5000 \\
         --eval-every 250 --out outputs/ablation-pendulum
 
 Writes into ``--out``: ``results.csv``, ``runs/`` (one curve and marker per run), ``summary.md`` (final return with
@@ -31,13 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# benchmarks/ is not an installed package: make the checkout's copy importable when run as scripts/ablation.py.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks import run  # noqa: E402
-from benchmarks.algos import get_algo, merge_hyperparams, register_variant  # noqa: E402
-from benchmarks.report import atomic_write_text, finished_runs, write_report  # noqa: E402
-from ca11_agents import DREAMER_PRESETS  # noqa: E402
+from benchmarks import run
+from benchmarks.algos import get_algo, merge_hyperparams, register_variant
+from benchmarks.report import atomic_write_text, finished_runs, write_report
+from ca11_agents import DREAMER_PRESETS
 
 
 @dataclass(frozen=True)

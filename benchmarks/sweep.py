@@ -1,9 +1,9 @@
 """Hyperparameter sweep of a ca11 learner (DreamerAgent by default, or a planner) with Optuna (TPE), optionally
 executed by Ray Tune. Needs the ``sweeps`` extra: ``pip install ".[sweeps]"`` (Optuna, Ray Tune, pandas).
 
-    python scripts/sweep.py --env CA11/ContinuousPendulum-v0 --trials 30 --steps 3000 --seeds 2 \\
+    ca11 sweep --env CA11/ContinuousPendulum-v0 --trials 30 --steps 3000 --seeds 2 \\
         --objective auc --out outputs/sweep-pendulum
-    python scripts/sweep.py --algo world_model_agent --env CA11/ContinuousCartPole-v0 --steps 1000 --out outputs/s
+    ca11 sweep --algo world_model_agent --env CA11/ContinuousCartPole-v0 --steps 1000 --out outputs/s
 
 Each trial trains the learner with one sampled configuration (:data:`SEARCH_SPACES`) on every seed, through the
 benchmark's training adapter and evaluation protocol (:func:`benchmarks.algos.train`: deterministic episodes on an
@@ -48,13 +48,10 @@ try:
     import optuna
     from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 except ModuleNotFoundError as err:  # not in the core install
-    raise ModuleNotFoundError(f'{err}: sweep.py needs the sweeps extra, pip install ".[sweeps]"') from err
+    raise ModuleNotFoundError(f'{err}: ca11 sweep needs the sweeps extra, pip install ".[sweeps]"') from err
 
-# benchmarks/ is not an installed package: make the checkout's copy importable when run as scripts/sweep.py.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks import run  # noqa: E402
-from benchmarks.algos import (  # noqa: E402
+from benchmarks import run
+from benchmarks.algos import (
     AlgoSpec,
     EvalClock,
     Evaluation,
@@ -63,7 +60,7 @@ from benchmarks.algos import (  # noqa: E402
     train,
     variant_spec,
 )
-from benchmarks.report import atomic_write_text  # noqa: E402
+from benchmarks.report import atomic_write_text
 
 #: What is searched, around DreamerAgent's defaults (in brackets): the knobs of sample efficiency (learning rates,
 #: replayed data per update, imagination, discount) and of wall-clock (updates per env step, imagination cost).
