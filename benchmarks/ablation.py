@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import run
+from benchmarks import HelpFormatter, run
 from benchmarks.algos import get_algo, merge_hyperparams, register_variant
 from benchmarks.report import atomic_write_text, finished_runs, write_report
 from ca11_agents import DREAMER_PRESETS
@@ -241,7 +241,7 @@ def variants_section(variants: Sequence[Variant]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="env id (comma-separated for several)")
     parser.add_argument("--learner", default="dreamer", choices=("dreamer", *PLANNER_VARIANTS),
                         help="the learner whose ingredients are changed")  # fmt: skip

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import HelpFormatter
 from benchmarks.algos import ALGOS, AlgoSpec, EvalClock, Evaluation, RunConfig, get_algo, policy_for, train
 from benchmarks.report import atomic_write_text, finished_runs, read_json, rebuild_results, rows_to_csv
 
@@ -418,7 +419,8 @@ def missing_extras(use_ray: bool, report: bool) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``python -m benchmarks.run``."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--algos", help=f"comma-separated; default: every available one of {', '.join(ALGOS)}")
     parser.add_argument("--envs", help="comma-separated env ids; default: ca11_gym.ENV_IDS")
     parser.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list '0,1,2' ('7,' = seed 7)")

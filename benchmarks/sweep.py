@@ -50,7 +50,7 @@ try:
 except ModuleNotFoundError as err:  # not in the core install
     raise ModuleNotFoundError(f'{err}: ca11 sweep needs the sweeps extra, pip install ".[sweeps]"') from err
 
-from benchmarks import run
+from benchmarks import HelpFormatter, run
 from benchmarks.algos import (
     AlgoSpec,
     EvalClock,
@@ -309,7 +309,7 @@ def write_results(study: optuna.Study, settings: SweepSettings, out_dir: Path) -
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--algo", choices=sorted(SEARCH_SPACES), default="dreamer", help="the learner to tune")
     parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="Gymnasium id")
     parser.add_argument("--trials", type=int, default=30, help="completed (or pruned) trials to reach")

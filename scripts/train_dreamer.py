@@ -17,7 +17,6 @@ from pathlib import Path
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless rendering
 
 import gymnasium as gym
-import imageio.v2 as imageio
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import EvalCallback
@@ -25,6 +24,7 @@ from stable_baselines3.common.monitor import Monitor
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DREAMER_PRESETS, DreamerAgent
+from ca11_agents.experiments.media import run_episode, write_video
 from ca11_agents.visualization import plot_learning_curve
 
 
@@ -58,19 +58,14 @@ def plot_curve(evaluations: Path, env_id: str, path: Path) -> None:
 
 
 def record_gif(agent: DreamerAgent, env_id: str, path: Path, seed: int) -> float:
-    """One deterministic episode rendered to a GIF; returns its return."""
+    """One deterministic episode rendered to a GIF (every second frame, at the same speed); returns its return."""
     env = gym.make(env_id, render_mode="rgb_array")
-    obs, _ = env.reset(seed=seed)
-    frames, state, start, total, done = [env.render()], None, np.ones(1, bool), 0.0, False
-    while not done:
-        action, state = agent.predict(obs, state, start, deterministic=True)
-        start = np.zeros(1, bool)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-        frames.append(env.render())
-    env.close()
-    imageio.mimsave(path, frames[::2], duration=1000 * 2 / env.metadata.get("render_fps", 30), loop=0)
+    frames: list[np.ndarray] = []
+    try:
+        total, _ = run_episode(agent, env, seed, frames=frames)
+    finally:
+        env.close()
+    write_video(frames[::2], path, env.metadata.get("render_fps", 30) / 2)
     return total
 
 

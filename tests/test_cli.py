@@ -168,13 +168,36 @@ def test_baseline_train_resume_eval(tmp_path: Path) -> None:
         (["train", "--resume", "{tmp}/missing"], "no config file"),
         (["eval", "{tmp}/missing"], "no config file"),
         (["experiment", "world-model", "--out", "{tmp}/x", "--set", "latent_dimm=3"], "latent_dimm"),
+        (["experiment", "rssm", "--out", "{tmp}/x", "--set", "device=gpu0"], "device must be 'auto' or a torch"),
+        (["train", "dreamer", "--out", "{tmp}/x", "--env", "NoSuch-v0"], "env.id 'NoSuch-v0'"),
+        (["train", "dreamer", "--out", "{tmp}/x", "--set", "env.kwargs.nope=1"], "env.kwargs {'nope': 1}"),
+        (["train", "dreamer", "--out", "{tmp}/x", "--device", "gpu0"], "train.device must be 'auto' or a torch"),
+        (["train", "dreamer", "--out", "{tmp}/x", "--n-envs", "-3"], "env.n_envs must be a positive integer"),
+        (["train", "dqn", "--out", "{tmp}/x"], "sb3_dqn cannot train on CA11/ContinuousPendulum-v0: it needs discrete"),
+        (["train", "td3", "--out", "{tmp}/x", "--env", "CartPole-v1"], "it needs continuous (Box) actions"),
+        (["train", "dreamer", "--out", "{tmp}/x", "--set", "normalize=true"], "hyperparams.normalize is a baseline's"),
+        (["train", "sac", "--out", "{tmp}/x", "--set", "action_noise=0.1"], "unknown key 'hyperparams.action_noise'"),
+        (["train", "dreamer", "--out", "{tmp}/file.txt"], "is a file, not a run folder"),
+        (["eval", "{tmp}", "--json", "/"], "--json /: Is a directory"),
     ],
 )
 def test_bad_arguments_exit_2_naming_them(argv: list[str], message: str, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (tmp_path / "file.txt").write_text("not a run")
+    if "--json" in argv:  # a valid run folder, and an output path that cannot be written
+        argv = ["eval", str(_tiny_run(tmp_path / "r")), "--episodes", "1", "--json", "/"]
     assert ca11(*[a.format(tmp=tmp_path) for a in argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x" / "config.json").exists()
+
+
+def _tiny_run(out: Path) -> Path:
+    config = RunConfig.from_dict({"env": {"id": ENV}, "train": {"steps": 70, "eval_every": 70, "eval_episodes": 1,
+                                  "progress_bar": False},
+                                  "hyperparams": {"learning_starts": 60, "batch_size": 4, "seq_len": 8,
+                                                  "policy_kwargs": POLICY}})  # fmt: skip
+    train_run(config, out)
+    return out
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,8 +209,18 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_resume_refuses_to_change_the_run(dreamer_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (dreamer_run / "config.json").read_text()
     assert ca11("train", "--resume", dreamer_run, "--env", "CartPole-v1") == 2
     assert "--env cannot change it" in capsys.readouterr().err
+    assert ca11("train", "--resume", dreamer_run, "--eval-every", "10") == 2
+    assert "--eval-every cannot change it" in capsys.readouterr().err
+    assert ca11("train", "--resume", dreamer_run, "--device", "gpu0") == 2  # checked before config.json changes
+    assert "train.device must be" in capsys.readouterr().err
+    assert ca11("train", "--resume", dreamer_run, "--steps", "50") == 2
+    assert "below the 200 env steps" in capsys.readouterr().err
+    assert (dreamer_run / "config.json").read_text() == before
+    assert ca11("experiment", "world-model", "--config", "tiny", "--out", dreamer_run) == 2
+    assert "already holds a run" in capsys.readouterr().err and (dreamer_run / "config.json").read_text() == before
     assert ca11("train", "dreamer", "--out", dreamer_run) == 2  # an existing run is never overwritten
     assert "already holds a run" in capsys.readouterr().err
 
@@ -281,3 +314,74 @@ def test_eval_reports_the_checkpoint_identity(dreamer_run: Path, tmp_path: Path)
     data = json.loads(report.read_text())
     assert data["checkpoint_sha256"] == hashlib.sha256((dreamer_run / "last.zip").read_bytes()).hexdigest()
     assert data["saved_ca11_version"] == "0.1.0" and len(data["saved_tensors_sha256"]) == 64
+
+
+def test_an_error_mid_run_saves_and_resume_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Fail(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= 150:
+                raise RuntimeError("boom")
+            return True
+
+    original = runs_module._callbacks
+    monkeypatch.setattr(runs_module, "_callbacks", lambda *a: [*original(*a), Fail()])
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="boom"):  # a bug is shown as itself, after the save
+        ca11("train", "dreamer", "--env", ENV, "--out", out, *TINY)
+    assert json.loads((out / "run.json").read_text())["num_timesteps"] == 150
+    # An evaluation logged after the last save (as after a kill) is dropped on resume, not duplicated.
+    with np.load(out / "evaluations.npz") as log:
+        stale = {k: np.asarray(log[k]) for k in log.files}
+    np.savez(out / "evaluations.npz", timesteps=np.append(stale["timesteps"], 180),
+             results=np.vstack([stale["results"], [[1.0]]]), ep_lengths=np.vstack([stale["ep_lengths"], [[1]]]))
+    monkeypatch.setattr(runs_module, "_callbacks", original)
+    assert runs_module.resume_run(out, progress_bar=False).model.num_timesteps == 200
+    with np.load(out / "evaluations.npz") as log:
+        assert log["timesteps"].tolist() == [0, 100, 150, 200]  # 180 dropped; the resumed step evaluated
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    out = _tiny_run(tmp_path / "run")
+    (out / "last.zip").unlink()  # as if killed before the first save
+    assert ca11("train", "--resume", out, "--no-progress") == 0
+    assert "training it from the start" in capsys.readouterr().out
+    assert load_run(out, "last").model.num_timesteps == 70
+    assert list(out.glob("evaluations.npz.*.old"))  # the first attempt's log is set aside, not deleted
+
+
+def test_a_config_that_would_import_a_module_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _tiny_run(tmp_path / "run")
+    config = json.loads((out / "config.json").read_text())
+    config["env"]["id"] = "evil_module:Pendulum-v9"
+    (out / "config.json").write_text(json.dumps(config))
+    assert ca11("eval", out, "--episodes", "1") == 2
+    monkeypatch.setenv("CA11_TRUST_ENV_MODULES", "1")
+    assert RunConfig.load(out / "config.json").env.id == "evil_module:Pendulum-v9"
+
+
+def test_a_bloated_evaluation_log_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "evaluations.npz"
+    np.savez_compressed(path, timesteps=np.zeros(10), results=np.zeros((10, 2_000_000)),
+                        ep_lengths=np.zeros((10, 2))) # fmt: skip
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(ValueError, match="more than 10000000 elements"):
+        runs_module.read_evaluations(path)
+
+
+def test_a_normalised_baseline_keeps_the_statistics_of_each_checkpoint(tmp_path: Path) -> None:
+    from ca11_agents.experiments.media import observation_transform
+
+    out = tmp_path / "ppo"
+    argv = ["--steps", "256", "--eval-every", "64", "--eval-episodes", "1", "--no-progress", "--set", "n_steps=64",
+            "--set", "batch_size=32", "--set", "normalize={\"clip_obs\": 5.0}"]  # fmt: skip
+    assert ca11("train", "ppo", "--env", "CartPole-v1", "--out", out, *argv) == 0
+    assert (out / "vecnormalize.npz").is_file() and (out / "best_vecnormalize.npz").is_file()
+    obs = np.array([3.0, -200.0, 0.1, 50.0], np.float32)
+    for checkpoint, name in (("best", "best_vecnormalize.npz"), ("last", "vecnormalize.npz")):
+        transform = observation_transform(load_run(out, checkpoint))
+        with np.load(out / name) as stats:
+            expected = (obs - stats["obs_rms_mean"]) / np.sqrt(stats["obs_rms_var"] + 1e-8)
+        np.testing.assert_allclose(transform(obs), np.clip(expected, -5.0, 5.0), rtol=1e-5)
+    assert ca11("eval", out, "--episodes", "1") == 0

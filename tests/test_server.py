@@ -87,6 +87,7 @@ def test_health_and_model_describe_the_checkpoint(client: TestClient, saved: tup
     model = client.get("/model").json()
     assert model["learner"] == "DreamerAgent" and model["backend"] == "torch"
     assert model["checkpoint_sha256"] == sha256_file(saved[1]) and model["ca11_version"] == "0.1.0"
+    assert model["saved_ca11_version"] == "0.1.0" and len(model["saved_tensors_sha256"]) == 64  # inside the file
     assert model["observation_space"]["type"] == "Box" and model["observation_space"]["shape"] == [3]
     assert model["action_space"]["type"] == "Box" and model["action_space"]["shape"] == [1]
 
@@ -243,3 +244,31 @@ def test_a_real_uvicorn_process_serves_a_scripted_episode(saved, episode) -> Non
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.parametrize("algo", ["world_model_agent", "rssm_agent"])
+def test_the_planners_serve_the_actions_they_predict_offline(algo: str, tmp_path: Path) -> None:
+    """The planners behind the server: each session carries the planner's state (the RSSM's belief, the shifted
+    plan), so a served episode takes exactly the actions of the offline deterministic predict."""
+    import ca11_agents
+
+    sizes = ({"latent_dim": 4, "vae_hidden_dims": [16], "dynamics_hidden_dims": [16], "reward_hidden_dims": [16],
+              "ensemble_size": 2} if algo == "world_model_agent"
+             else {"hidden_dim": 16, "state_dim": 8, "classes": 4, "units": 16, "bins": 15})  # fmt: skip
+    cls = getattr(ca11_agents, {"world_model_agent": "WorldModelAgent", "rssm_agent": "RSSMAgent"}[algo])
+    agent = cls("MlpPolicy", ENV, seed=0, learning_starts=40, batch_size=3, seq_len=4, train_freq=8, horizon=3,
+                planner_kwargs=dict(candidates=8, elites=2, iterations=2), policy_kwargs=sizes).learn(60)  # fmt: skip
+    agent.save(tmp_path / "planner.zip")
+    env = gym.make(ENV, max_episode_steps=25)
+    obs, _ = env.reset(seed=3)
+    state, start, observations, offline = None, np.ones(1, bool), [], []
+    for _ in range(25):
+        action, state = agent.predict(obs, state, start, deterministic=True)
+        observations.append(obs)
+        offline.append(action)
+        obs, *_ = env.step(action)
+        start = np.zeros(1, bool)
+    policy, info = load_policy(tmp_path / "planner.zip", algo, "torch")
+    assert info["learner"] == cls.__name__
+    served = run_episode(TestClient(create_app(policy, model_info=info)), observations)
+    np.testing.assert_array_equal(np.stack(served), np.stack(offline))

@@ -17,10 +17,18 @@ from typing import Any
 
 from ca11_agents.experiments.config import ConfigError, apply_overrides
 
-_FORMAT = argparse.ArgumentDefaultsHelpFormatter
+class _FORMAT(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in its help, unless the help already says what the default is (``None``: "the
+    config's") or the option is a flag."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+            return text
+        return super()._get_help_string(action)
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _HelpFormatter(_FORMAT, argparse.RawDescriptionHelpFormatter):
     """Defaults in the options' help, the epilog's line breaks kept."""
 
 
@@ -49,19 +57,19 @@ def add_train(sub: Any) -> None:
     p.add_argument("algo", nargs="?", default=None,
                    help="dreamer, world_model_agent, rssm_agent, sac, td3, ppo, dqn, recurrent_ppo, tianshou_sac "
                         "(default: the config's, dreamer)")  # fmt: skip
-    p.add_argument("--config", default=None, help="start from a named config or a config.json file")
+    p.add_argument("--config", default=None, help="start from a named config or a config.json file (default: the defaults below)")
     p.add_argument("--env", default=None, help="Gymnasium env id (default: the config's, the pendulum)")
     p.add_argument("--steps", type=int, default=None, help="env steps to train for (default: the config's)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the config's, 0)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda (default: the config's, auto)")
-    p.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations")
-    p.add_argument("--eval-episodes", type=int, default=None, help="deterministic episodes per evaluation")
-    p.add_argument("--n-envs", type=int, default=None, help="training envs")
+    p.add_argument("--eval-every", type=int, default=None, help="env steps between evaluations (default: the config's, 500)")
+    p.add_argument("--eval-episodes", type=int, default=None, help="deterministic episodes per evaluation (default: the config's, 5)")
+    p.add_argument("--n-envs", type=int, default=None, help="training envs (default: the config's, else the registry's: 1 for ca11 learners)")
     p.add_argument("--policy", default=None, help="MlpPolicy, CnnPolicy, MultiInputPolicy (default: from the space)")
-    p.add_argument("--preset", default=None, help="a named set of the learner's hyperparameters")
+    p.add_argument("--preset", default=None, help="a named set of the learner's hyperparameters (default: none)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable); VALUE is JSON or a plain string")
-    p.add_argument("--out", type=Path, default=None, help="the run folder to create")
+    p.add_argument("--out", type=Path, default=None, help="the run folder to create (required unless --resume)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN",
                    help="continue the run in RUN (to --steps if given, else its own budget)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -111,11 +119,13 @@ def do_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         ignored = [flag for flag, value in (("ALGO", args.algo), ("--config", args.config), ("--env", args.env),
                    ("--seed", args.seed), ("--preset", args.preset), ("--out", args.out), ("--set", args.overrides),
-                   ("--policy", args.policy), ("--n-envs", args.n_envs)) if value]  # fmt: skip
+                   ("--policy", args.policy), ("--n-envs", args.n_envs), ("--eval-every", args.eval_every),
+                   ("--eval-episodes", args.eval_episodes)) if value]  # fmt: skip
         if ignored:
             raise ConfigError(f"--resume continues the run as it was configured; {', '.join(ignored)} cannot change "
-                              "it (only --steps and --device can)")  # fmt: skip
-        result = resume_run(args.resume, steps=args.steps, device=args.device)
+                              "it (only --steps, --device and --no-progress can)")  # fmt: skip
+        result = resume_run(args.resume, steps=args.steps, device=args.device,
+                            progress_bar=False if args.no_progress else None)  # fmt: skip
     else:
         if args.out is None:
             raise ConfigError("--out (the run folder to create) is required, or --resume RUN")
@@ -158,17 +168,18 @@ def do_eval(args: argparse.Namespace) -> int:
     print(f"checkpoint {run.checkpoint.name}: sha256 {saved['checkpoint_sha256'][:16]}..., saved with ca11 "
           f"{saved['saved_ca11_version'] or 'unknown'}")  # fmt: skip
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        try:
+            args.json.write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as err:
+            raise ConfigError(f"--json {args.json}: {err.strerror}") from None
     return 0
 
 
 def _checkpoint_identity(path: Path) -> dict[str, Any]:
     """The file's sha256 and, for ca11 checkpoints, the version and tensor hash recorded inside it."""
-    import hashlib
+    from ca11_agents.common.checkpoint import checkpoint_info, sha256_file
 
-    from ca11_agents.common.checkpoint import checkpoint_info
-
-    identity: dict[str, Any] = {"checkpoint_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    identity: dict[str, Any] = {"checkpoint_sha256": sha256_file(path),
                                 "saved_ca11_version": None, "saved_tensors_sha256": None}  # fmt: skip
     try:
         info = checkpoint_info(path)
@@ -273,6 +284,8 @@ def do_experiment(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ConfigError("--out (the folder to write) is required")
+    if (args.out / "config.json").exists():
+        raise ConfigError(f"--out {args.out} already holds a run or an experiment; choose another folder")
     source = args.config or (default if default in presets else next(iter(presets)))
     if source in presets:
         config = presets[source]
@@ -342,14 +355,17 @@ def _positive(**values: int) -> None:
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Call the command's handler; a bad argument or file ends with status 2 and a message naming it."""
+    import gymnasium as gym
+
     from benchmarks.algos import AlgorithmUnavailableError
 
     try:
         return args.handler(args)
-    except (ConfigError, AlgorithmUnavailableError, FileNotFoundError, ValueError) as err:
+    except (ConfigError, AlgorithmUnavailableError, OSError, ValueError, gym.error.Error) as err:
         print(f"ca11 {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ca11 {args.command}: interrupted (a training run saved last.zip and its replay first)",
-              file=sys.stderr)  # fmt: skip
+        saved = " (last.zip and the replay were saved first: ca11 train --resume continues)" if (
+            args.command == "train") else ""  # fmt: skip
+        print(f"ca11 {args.command}: interrupted{saved}", file=sys.stderr)
         return 130

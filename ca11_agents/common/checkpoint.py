@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -258,6 +259,61 @@ def load_checkpoint(
     except Exception as exc:  # zipfile.BadZipFile, zlib errors, safetensors errors, ...
         raise ValueError(f"{path} is not a valid {kind} checkpoint (corrupted or truncated?): {exc}") from exc
     return header["config"], tensors
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in blocks (a checkpoint's identity in run.json, ``ca11 eval``, the
+    server's ``/model``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{name: (shape, dtype)}`` of every array in an ``.npz`` file, read from the headers alone; an array whose
+    stored size disagrees with its header (a compressed member that would inflate, a truncated one) is refused."""
+    out = {}
+    with open_archive(path, max_members=64) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"unexpected member {info.filename!r}")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+                header_end = member.tell()
+            if dtype.hasobject:
+                raise ValueError(f"{info.filename} holds Python objects")
+            if info.file_size != header_end + math.prod(shape) * dtype.itemsize:
+                raise ValueError(f"{info.filename}: {info.file_size} bytes do not match its header {dtype}{shape}")
+            out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
+    return out
+
+
+def read_npz(path: str | os.PathLike, names: tuple[str, ...], max_elements: int) -> dict[str, Any]:
+    """The arrays ``names`` of a small ``.npz`` file (a run's evaluation log, normalisation statistics), checked
+    from the headers before anything is read: numeric dtypes, at most ``max_elements`` elements in all, no member
+    that inflates past its header (:func:`npz_headers`); never unpickled. Raises ``ValueError`` naming the file."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        headers = npz_headers(path)
+        missing = [name for name in names if name not in headers]
+        if missing:
+            raise ValueError(f"missing {missing}")
+        if any(headers[name][1].kind not in "biuf" for name in names):
+            raise ValueError("non-numeric arrays")
+        if sum(math.prod(headers[name][0]) for name in names) > max_elements:
+            raise ValueError(f"more than {max_elements} elements")
+        with np.load(path, allow_pickle=False) as data:
+            return {name: np.asarray(data[name]) for name in names}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path} is not a valid file of {', '.join(names)}: {exc}") from exc
 
 
 def package_version() -> str:

@@ -23,9 +23,7 @@ while the RSSM needs contiguous windows.
 from __future__ import annotations
 
 import json
-import math
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ import torch
 
 from gymnasium import spaces
 
-from ca11_agents.common.checkpoint import atomic_write, open_archive
+from ca11_agents.common.checkpoint import atomic_write, npz_headers
 from ca11_agents.common.spaces import join_observation, observation_fields, split_observation
 
 STEP_FIELDS = ("actions", "rewards", "terminated", "is_first", "returns")
@@ -182,7 +180,7 @@ class SequenceReplayBuffer:
         path = Path(path)
         expected = self.layout
         try:
-            headers = _npz_headers(path)
+            headers = npz_headers(path)
             missing = [k for k in (*expected, *STATE) if k not in headers and k not in OPTIONAL]
             if missing:
                 raise KeyError(f"missing {missing}")
@@ -242,27 +240,6 @@ class SequenceReplayBuffer:
         self.data = data
         self.episode_steps = loaded["episode_steps"].astype(np.int64)
         self.rng = rng
-
-
-def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """``{name: (shape, dtype)}`` of every array in an ``.npz`` file, read from the headers alone; an array whose
-    stored size disagrees with its header (a compressed member that would inflate, a truncated one) is refused."""
-    out = {}
-    with open_archive(path, max_members=64) as archive:
-        for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                raise ValueError(f"unexpected member {info.filename!r}")
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, _, dtype = read(member)
-                header_end = member.tell()
-            if dtype.hasobject:
-                raise ValueError(f"{info.filename} holds Python objects")
-            if info.file_size != header_end + math.prod(shape) * dtype.itemsize:
-                raise ValueError(f"{info.filename}: {info.file_size} bytes do not match its header {dtype}{shape}")
-            out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
-    return out
 
 
 def _rng_bytes(rng: np.random.Generator) -> bytes:

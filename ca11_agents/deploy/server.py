@@ -18,7 +18,6 @@ bytes read), malformed JSON (400), a wrong shape, dtype, non-finite value or key
 session (404).
 """
 
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -33,19 +32,11 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from ca11_agents.common.checkpoint import checkpoint_info
+from ca11_agents.common.checkpoint import checkpoint_info, sha256_file
 from ca11_agents.common.spaces import is_image, space_to_json
 
 #: The learner classes ``--algo`` names.
 ALGOS = {"dreamer": "DreamerAgent", "world_model_agent": "WorldModelAgent", "rssm_agent": "RSSMAgent"}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class TorchPolicy:

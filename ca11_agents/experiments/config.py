@@ -201,6 +201,19 @@ class Config:
         return "\n".join(lines)
 
 
+def check_device(name: str, device: str) -> None:
+    """``ConfigError`` naming ``name`` unless ``device`` is ``"auto"`` or a torch device string (``cpu``,
+    ``cuda``, ``cuda:1``, ``mps``)."""
+    if device == "auto":
+        return
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"{name} must be 'auto' or a torch device (cpu, cuda, cuda:1, mps), got {device!r}") from None
+
+
 def read_json(path: str | Path) -> Any:
     """Parse a JSON file of at most :data:`MAX_CONFIG_BYTES`, with errors that name the file."""
     from ca11_agents.common.checkpoint import read_bounded

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,18 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
 
 
 def observation_transform(run: Any) -> Callable[[Any], Any] | None:
-    """How a run's learner sees observations: VecNormalize's normalisation for the baselines trained with it
-    (statistics from the run folder), else ``None`` (as the env gives them)."""
-    if not (run.path / "vecnormalize.npz").is_file():
-        return None
-    from ca11_agents.experiments.runs import make_envs
+    """How a run's learner sees observations: VecNormalize's normalisation for the baselines trained with it (with
+    the statistics saved beside the loaded checkpoint: best_model.zip's or last.zip's), else ``None``."""
+    from ca11_agents.experiments.runs import BEST, BEST_STATISTICS, STATISTICS, make_envs
 
-    _, eval_env = make_envs(run.config, 1, {}, run.path)
+    normalize = run.state.get("hyperparams", {}).get("normalize")
+    if not normalize:
+        return None
+    best = run.checkpoint is not None and run.checkpoint.name == BEST and (run.path / BEST_STATISTICS).is_file()
+    statistics = run.path / (BEST_STATISTICS if best else STATISTICS)
+    if not statistics.is_file():
+        raise ValueError(f"{run.path} was trained with VecNormalize but has no {statistics.name}")
+    _, eval_env = make_envs(run.config, 1, normalize if isinstance(normalize, dict) else {}, statistics)
     return eval_env.normalize_obs
 
 
@@ -89,20 +94,10 @@ def make_env(run: Any, render_mode: str | None = None) -> Any:
 def run_episode(agent: Any, env: Any, seed: int, transform: Callable[[Any], Any] | None = None,
                 frames: list[np.ndarray] | None = None) -> tuple[float, int]:  # fmt: skip
     """One deterministic episode; returns ``(return, steps)``; appends every rendered frame to ``frames``."""
-    obs, _ = env.reset(seed=seed)
-    if frames is not None:
-        frames.append(env.render())
-    state, start = None, np.ones(1, dtype=bool)
-    total, steps, done = 0.0, 0, False
-    while not done:
-        action, state = agent.predict(obs if transform is None else transform(obs), state=state, episode_start=start,
-                                      deterministic=True)  # fmt: skip
-        start = np.zeros(1, dtype=bool)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total, steps, done = total + float(reward), steps + 1, terminated or truncated
+    for frame, outcome in _episode(agent, env, seed, transform, render=frames is not None):
         if frames is not None:
-            frames.append(env.render())
-    return total, steps
+            frames.append(frame)
+    return outcome["return"], outcome["steps"]
 
 
 def evaluate_run(run: Any, episodes: int = 10, seed: int = 0) -> list[dict[str, Any]]:
@@ -121,17 +116,45 @@ def evaluate_run(run: Any, episodes: int = 10, seed: int = 0) -> list[dict[str, 
 def render_run(run: Any, episodes: int = 1, seed: int = 0, video: str | os.PathLike | None = None,
                frame_skip: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """Play ``episodes`` deterministic episodes in a pygame window, or, with ``video``, into that file (every
-    episode one after the other; a GIF keeps every ``frame_skip``-th frame at the same speed)."""
+    episode one after the other, frames streamed to the file as they are rendered; a GIF keeps every
+    ``frame_skip``-th frame at the same speed)."""
     env, transform = make_env(run, "rgb_array" if video is not None else "human"), observation_transform(run)
     fps = env.metadata.get("render_fps", 30)
-    frames: list[np.ndarray] | None = [] if video is not None else None
-    try:
-        results = []
+    results: list[dict[str, Any]] = []
+
+    def play(frames: list[np.ndarray] | None) -> Iterator[np.ndarray]:
         for i in range(episodes):
-            episode_return, steps = run_episode(run.model, env, seed + i, transform, frames)
-            results.append({"episode": i, "seed": seed + i, "return": episode_return, "steps": steps})
+            episode = _episode(run.model, env, seed + i, transform)
+            for t, (frame, outcome) in enumerate(episode):
+                if frames is not None and t % frame_skip == 0:
+                    yield frame
+                if outcome is not None:
+                    results.append({"episode": i, "seed": seed + i, **outcome})
+
+    try:
+        if video is None:
+            for _ in play(None):
+                pass
+        else:
+            write_video(play([]), video, fps / frame_skip)
     finally:
         env.close()
-    if video is not None:
-        write_video(frames[::frame_skip], video, fps / frame_skip)
     return results
+
+
+def _episode(agent: Any, env: Any, seed: int, transform: Callable[[Any], Any] | None, render: bool = True
+             ) -> Iterator[tuple[np.ndarray | None, dict[str, Any] | None]]:  # fmt: skip
+    """One deterministic episode as a stream of ``(frame, None)`` (frames ``None`` unless ``render``), the last
+    item ``(frame, {"return": ..., "steps": ...})``."""
+    draw = env.render if render else (lambda: None)
+    obs, _ = env.reset(seed=seed)
+    state, start = None, np.ones(1, dtype=bool)
+    total, steps, done, frame = 0.0, 0, False, draw()
+    while not done:
+        yield frame, None
+        action, state = agent.predict(obs if transform is None else transform(obs), state=state, episode_start=start,
+                                      deterministic=True)  # fmt: skip
+        start = np.zeros(1, dtype=bool)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total, steps, done, frame = total + float(reward), steps + 1, terminated or truncated, draw()
+    yield frame, {"return": total, "steps": steps}

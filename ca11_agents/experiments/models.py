@@ -53,7 +53,7 @@ from ca11_agents.evaluation import (
     transition_windows,
     world_model_horizon_errors,
 )
-from ca11_agents.experiments.config import Config, ConfigError
+from ca11_agents.experiments.config import Config, ConfigError, check_device
 from ca11_agents.visualization import (
     plot_horizon_errors,
     plot_predictions,
@@ -150,6 +150,7 @@ class WorldModelConfig(Config):
         _check_positive(self, ("latent_dim", "vae_hidden_dims", "dynamics_hidden_dims", "reward_hidden_dims",
                                "learning_rate", "batch_size", "train_steps", "data_collection_steps",
                                "data_collection_episodes", "rollout_steps"), ("vae_steps", "seed"))
+        check_device("device", self.device)
 
     @property
     def env_id(self) -> str:
@@ -192,6 +193,7 @@ class RSSMConfig(Config):
         self.env_id  # noqa: B018  (checks env_name)
         _check_positive(self, ("memory_size", "episodes", "episode_length", "state_dim", "hidden_dim",
                                "learning_rate", "batch_size", "seq_len", "train_steps", "context"))
+        check_device("device", self.device)
         for name in ("seq_len", "context"):
             if getattr(self, name) > self.episode_length:
                 raise ConfigError(f"{name} must be <= episode_length={self.episode_length}, "

@@ -17,19 +17,26 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 import sys
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ca11_agents.experiments.config import Config, ConfigError, check_value
+from ca11_agents.experiments.config import Config, ConfigError, check_device, check_value
 
 #: Constructor arguments a run sets itself (from :class:`TrainConfig` and :class:`EnvConfig`), not hyperparameters.
 RUN_LEVEL_ARGS = frozenset({"self", "policy", "env", "tensorboard_log", "verbose", "seed", "device",
                             "_init_setup_model"})  # fmt: skip
 #: rl-baselines3-zoo's keys that are not constructor arguments (see :func:`benchmarks.algos.sb3_kwargs`).
 ZOO_KEYS = frozenset({"n_envs", "policy", "normalize", "noise_type", "noise_std", "n_timesteps"})
+#: The zoo keys ca11 learners take (they normalise nothing and explore by their own actor).
+CA11_ZOO_KEYS = frozenset({"n_envs", "policy"})
+#: SB3 constructor arguments that take Python objects, which a JSON config cannot hold (``noise_type`` and
+#: ``noise_std`` build the action noise).
+OBJECT_ARGS = frozenset({"action_noise", "replay_buffer_class", "rollout_buffer_class"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +50,12 @@ class EnvConfig(Config):
     """Keyword arguments of ``gym.make`` (e.g. ``{"memory_size": 5}``)."""
     n_envs: int | None = None
     """Training envs stepped together; ``None``: the registry's setting for the learner (1 for ca11's)."""
+
+    def __post_init__(self) -> None:
+        if self.n_envs is not None and self.n_envs < 1:
+            raise ValueError(f"env.n_envs must be a positive integer or null, got {self.n_envs}")
+        if not self.id:
+            raise ValueError("env.id must name a Gymnasium environment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +87,7 @@ class TrainConfig(Config):
                 raise ValueError(f"train.{name} must be a positive integer, got {getattr(self, name)}")
         if self.seed < 0 or (self.threads is not None and self.threads < 1):
             raise ValueError("train.seed must be >= 0 and train.threads positive or null")
+        check_device("train.device", self.device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +107,18 @@ class RunConfig(Config):
     """A named set of the learner's hyperparameters (``ca11 train --help`` lists them)."""
     hyperparams: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Constructor arguments of the learner (and rl-baselines3-zoo's keys for the baselines), over the preset."""
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read a run's ``config.json``. A config comes from a file that may not be yours: an ``env.id`` of the form
+        ``module:Id`` (Gymnasium imports ``module`` to make it, i.e. runs its code) is refused unless the
+        environment variable ``CA11_TRUST_ENV_MODULES=1`` says you trust the file."""
+        config = super().load(path)
+        if ":" in config.env.id and os.environ.get("CA11_TRUST_ENV_MODULES") != "1":
+            module = config.env.id.split(":")[0]
+            raise ConfigError(f"{path}: env.id {config.env.id!r} would import the module {module!r} (and run its code) "
+                              "to make the env; set CA11_TRUST_ENV_MODULES=1 if you trust this file")  # fmt: skip
+        return config
 
 
 # ---------------------------------------------------------------------------------------------- learner configs
@@ -193,11 +219,17 @@ def resolve_hyperparams(config: RunConfig) -> dict[str, Any]:
     values = merge_hyperparams(values, config.hyperparams)
     typed = config_class(algo)
     if typed is not None:
+        zoo = sorted(set(values) & (ZOO_KEYS - CA11_ZOO_KEYS))
+        if zoo:
+            raise ConfigError(f"hyperparams.{zoo[0]} is a baseline's setting; {algo} takes n_envs, policy and its "
+                              f"constructor's arguments ({algo} --list-hyperparams)")  # fmt: skip
         # The typed config checks names and types; the learner's own validation checks ranges and choices.
         typed.from_dict({k: v for k, v in values.items() if k not in ZOO_KEYS}, "hyperparams.")
         return values
+    if isinstance(values.get("train_freq"), list):  # JSON has no tuples: SB3's (1, "episode")
+        values["train_freq"] = tuple(values["train_freq"])
     if spec.adapter == "sb3":
-        allowed = set(inspect.signature(spec.load_class().__init__).parameters) - RUN_LEVEL_ARGS | ZOO_KEYS
+        allowed = set(inspect.signature(spec.load_class().__init__).parameters) - RUN_LEVEL_ARGS - OBJECT_ARGS | ZOO_KEYS
     else:  # a procedural adapter (tianshou_sac) reads the keys of its registry entries
         allowed = {key for hp in spec.hyperparams.values() for key in hp.values}
     unknown = sorted(set(values) - allowed)

@@ -23,7 +23,6 @@ resume, evaluate or render baselines only from run folders you made. ca11 learne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -33,12 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from ca11_agents.common.checkpoint import sha256_file
 from ca11_agents.experiments.config import ConfigError, read_json
 from ca11_agents.experiments.runconfig import RunConfig, resolve_algo_name, resolve_hyperparams
 
 CONFIG_FILE, STATE_FILE, LAST, BEST, EVALUATIONS = "config.json", "run.json", "last.zip", "best_model.zip", "evaluations.npz"
-#: Largest evaluations.npz read back on resume (a long run's log is a few kB).
-MAX_EVALUATIONS_BYTES = 64 << 20
+#: VecNormalize's statistics of last.zip and of best_model.zip (the baselines whose settings normalise).
+STATISTICS, BEST_STATISTICS = "vecnormalize.npz", "best_vecnormalize.npz"
+#: Most values an evaluations.npz may hold (a long run's log holds a few thousand).
+MAX_EVALUATION_VALUES = 10_000_000
 
 
 @dataclass
@@ -51,14 +53,6 @@ class Run:
     state: dict[str, Any]
     checkpoint: Path | None = None
     """The file the learner was loaded from (:func:`load_run`)."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_state(out: Path, state: dict[str, Any]) -> None:
@@ -76,26 +70,33 @@ def _versions() -> dict[str, str]:
     return {"ca11": package_version(), "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__}
 
 
-def read_evaluations(path: Path) -> dict[str, np.ndarray]:
-    """``evaluations.npz`` (bounded, no pickles): ``timesteps (n,)``, ``results (n, k)``, ``ep_lengths (n, k)``."""
+def read_evaluations(path: Path, until: int | None = None) -> dict[str, np.ndarray]:
+    """``evaluations.npz`` (headers checked first, numeric, bounded, never unpickled): ``timesteps (n,)``,
+    ``results (n, k)``, ``ep_lengths (n, k)``; with ``until``, only the evaluations at or before that env step (a
+    run that stopped after its last checkpoint resumes from the checkpoint's step)."""
+    from ca11_agents.common.checkpoint import read_npz
+
     if not path.is_file():
         return {"timesteps": np.zeros(0, np.int64), "results": np.zeros((0, 0)), "ep_lengths": np.zeros((0, 0))}
-    if path.stat().st_size > MAX_EVALUATIONS_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_EVALUATIONS_BYTES} bytes: not an evaluation log")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            log = {k: np.asarray(data[k]) for k in ("timesteps", "results", "ep_lengths")}
-    except (KeyError, ValueError, OSError) as err:
-        raise ValueError(f"{path} is not an evaluation log: {err}") from None
-    if log["timesteps"].ndim != 1 or log["results"].shape[:1] != log["timesteps"].shape:
-        raise ValueError(f"{path}: timesteps and results have inconsistent shapes")
+    log = read_npz(path, ("timesteps", "results", "ep_lengths"), MAX_EVALUATION_VALUES)
+    n = len(log["timesteps"])
+    if log["timesteps"].ndim != 1 or log["results"].ndim != 2 or log["results"].shape[0] != n \
+            or log["ep_lengths"].shape != log["results"].shape:  # fmt: skip
+        raise ValueError(f"{path}: timesteps, results and ep_lengths have inconsistent shapes")
+    if until is not None:
+        keep = log["timesteps"] <= until
+        log = {k: v[keep] for k, v in log.items()}
     return log
 
 
 # ------------------------------------------------------------------------------------------------------- environments
-def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None, out: Path | None = None) -> tuple:
+def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None,
+              statistics: Path | None = None) -> tuple:  # fmt: skip
     """The training VecEnv (``n_envs`` envs seeded ``seed``...) and the evaluation one (seeded ``seed + 10000``),
-    wrapped in ``VecNormalize`` when ``normalize`` is given (statistics restored from ``out`` when saved there)."""
+    wrapped in ``VecNormalize`` when ``normalize`` is given (the evaluation env with the same observation options,
+    not updated, rewards raw; statistics restored from the ``statistics`` file when given). An env that cannot be
+    made raises a ``ConfigError`` naming ``env.id`` and ``env.kwargs``."""
+    import gymnasium as gym
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -104,14 +105,19 @@ def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None, 
 
     import_env_packages()
     seed, kwargs = config.train.seed, dict(config.env.kwargs)
+    try:
+        gym.make(config.env.id, **kwargs).close()
+    except (gym.error.Error, TypeError, ValueError, ImportError) as err:
+        raise ConfigError(f"env.id {config.env.id!r} with env.kwargs {kwargs} cannot be made: {err}") from None
     env = make_vec_env(config.env.id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
     eval_env = make_vec_env(config.env.id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=kwargs)
     if normalize is not None:
         env = VecNormalize(env, **normalize)
-        eval_env = VecNormalize(eval_env, training=False, norm_reward=False)
-        if out is not None and (out / "vecnormalize.npz").is_file():
-            _load_normalization(env, out / "vecnormalize.npz")
-            _load_normalization(eval_env, out / "vecnormalize.npz")
+        options = {k: v for k, v in normalize.items() if k in ("norm_obs", "norm_obs_keys", "clip_obs", "epsilon")}
+        eval_env = VecNormalize(eval_env, training=False, norm_reward=False, **options)
+        if statistics is not None and statistics.is_file():
+            _load_normalization(env, statistics)
+            _load_normalization(eval_env, statistics)
     return env, eval_env
 
 
@@ -124,15 +130,18 @@ def _save_normalization(env: Any, path: Path) -> None:
 
 
 def _load_normalization(env: Any, path: Path) -> None:
-    with np.load(path, allow_pickle=False) as data:
-        for name in ("obs_rms", "ret_rms"):
-            rms = getattr(env, name)
-            for part in ("mean", "var", "count"):
-                value = np.asarray(data[f"{name}_{part}"], np.float64)
-                if value.shape != np.shape(getattr(rms, part)):
-                    raise ValueError(f"{path}: {name}.{part} has shape {value.shape}, the env needs "
-                                     f"{np.shape(getattr(rms, part))}")  # fmt: skip
-                setattr(rms, part, value if value.ndim else float(value))
+    from ca11_agents.common.checkpoint import read_npz
+
+    names = tuple(f"{name}_{part}" for name in ("obs_rms", "ret_rms") for part in ("mean", "var", "count"))
+    data = read_npz(path, names, 1_000_000)
+    for name in ("obs_rms", "ret_rms"):
+        rms = getattr(env, name)
+        for part in ("mean", "var", "count"):
+            value = np.asarray(data[f"{name}_{part}"], np.float64)
+            if value.shape != np.shape(getattr(rms, part)):
+                raise ValueError(f"{path}: {name}.{part} has shape {value.shape}, the env needs "
+                                 f"{np.shape(getattr(rms, part))}")  # fmt: skip
+            setattr(rms, part, value if value.ndim else float(value))
 
 
 # ------------------------------------------------------------------------------------------------------------- training
@@ -159,7 +168,11 @@ def _callbacks(out: Path, eval_env: Any, config: RunConfig, previous: dict[str, 
             self.num_timesteps = self.model.num_timesteps
             if self.evaluations_timesteps and self.evaluations_timesteps[-1] == self.num_timesteps:
                 return
-            super()._on_step()  # eval_freq is 1: this evaluates
+            best = self.best_mean_reward
+            super()._on_step()  # eval_freq is 1: this evaluates (and saves best_model.zip on a new best)
+            statistics = self.model.get_vec_normalize_env()
+            if self.best_mean_reward > best and statistics is not None:  # the best model's own statistics
+                _save_normalization(statistics, out / BEST_STATISTICS)
 
         def _on_training_start(self) -> None:
             self.evaluate_now()
@@ -205,9 +218,9 @@ def save_last(model: Any, out: Path, config: RunConfig, finished: bool, wall_s: 
         os.replace(tmp_replay, out / name)
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
-        _save_normalization(vec_normalize, out / "vecnormalize.npz")
+        _save_normalization(vec_normalize, out / STATISTICS)
     state = read_state(out) if (out / STATE_FILE).is_file() else {}
-    state.update(num_timesteps=int(model.num_timesteps), finished=finished, last_sha256=_sha256(out / LAST))
+    state.update(num_timesteps=int(model.num_timesteps), finished=finished, last_sha256=sha256_file(out / LAST))
     if wall_s is not None:
         state["wall_s"] = round(state.get("wall_s", 0.0) + wall_s, 1)
     _write_state(out, state)
@@ -227,38 +240,46 @@ def read_state(out: Path) -> dict[str, Any]:
 
 def train_run(config: RunConfig, out: str | os.PathLike, resume: bool = False) -> Run:
     """Train ``config`` into the run folder ``out`` (see the module docstring); with ``resume``, continue the run
-    saved there to ``config.train.steps`` env steps. Ctrl-C saves last.zip and the replay before it stops."""
-    from benchmarks.algos import get_algo, sb3_kwargs
+    saved there to ``config.train.steps`` env steps (a run that stopped before its first checkpoint starts over).
+    Whatever stops training (Ctrl-C, an error) saves last.zip and the replay first."""
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    from benchmarks.algos import choose_policy, get_algo, sb3_kwargs
 
     out = Path(out)
     algo = resolve_algo_name(config.algo)
     hyperparams = resolve_hyperparams(config)  # checks every key and type before anything is built or written
     spec = get_algo(algo)
-    if not resume and (out / CONFIG_FILE).exists():
-        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a run folder")
     if resume and not (out / LAST).is_file():
-        raise ConfigError(f"{out} has no {LAST} to resume from"
-                          + (" (tianshou_sac runs write no checkpoint)" if algo == "tianshou_sac" else ""))  # fmt: skip
+        if spec.adapter != "sb3":
+            raise ConfigError(f"{out} has no {LAST} to resume from ({algo} runs write no checkpoint)")
+        print(f"{out} has no {LAST} (it stopped before its first checkpoint): training it from the start")
+        _set_aside(out / EVALUATIONS)
+        resume = False
+    elif not resume and (out / CONFIG_FILE).exists():
+        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+    env_probe, _ = make_envs(config, 1, None)  # a ConfigError naming env.id if it cannot be made
+    observation_space, action_space = env_probe.observation_space, env_probe.action_space
+    env_probe.close()
+    reason = spec.unsupported_reason(observation_space, action_space)
+    if reason is not None:
+        raise ConfigError(f"{algo} cannot train on {config.env.id}: {reason}")
     out.mkdir(parents=True, exist_ok=True)
     if spec.adapter != "sb3":
         return _train_procedural(spec, config, out, hyperparams)
-    from stable_baselines3.common.vec_env import VecTransposeImage
-
     learner_class = spec.load_class()
     if config.train.threads is not None:
         import torch
 
         torch.set_num_threads(config.train.threads)
-    probe_env, _ = make_envs(config, 1, None)
-    observation_space, action_space = probe_env.observation_space, probe_env.action_space
-    probe_env.close()
     action_dim = int(np.prod(action_space.shape)) if action_space.shape else 1
     settings = sb3_kwargs(hyperparams, action_dim)
-    from benchmarks.algos import choose_policy
-
     policy = choose_policy(learner_class, observation_space, config.policy or settings.policy)
-    n_envs = config.env.n_envs or settings.n_envs
-    env, eval_env = make_envs(config, n_envs, settings.normalize, out if resume else None)
+    state = read_state(out) if resume else {}
+    n_envs = int(state.get("n_envs") or config.env.n_envs or settings.n_envs)
+    env, eval_env = make_envs(config, n_envs, settings.normalize, out / STATISTICS if resume else None)
     tb = str(out / "tb")
     try:
         if resume:
@@ -266,7 +287,6 @@ def train_run(config: RunConfig, out: str | os.PathLike, resume: bool = False) -
             replay = out / ("replay.npz" if _is_ca11(model) else "replay.pkl")
             if getattr(model, "replay_buffer", None) is not None and replay.is_file():
                 model.load_replay_buffer(replay)
-            state = read_state(out)
         else:
             model = learner_class(policy, env, seed=config.train.seed, device=config.train.device, verbose=0,
                                   tensorboard_log=tb, **settings.kwargs)  # fmt: skip
@@ -274,36 +294,52 @@ def train_run(config: RunConfig, out: str | os.PathLike, resume: bool = False) -
             state = {"algo": algo, "class": f"{learner_class.__module__}.{learner_class.__name__}", "policy": policy,
                      "env": config.env.id, "n_envs": n_envs, "hyperparams": hyperparams, "versions": _versions(),
                      "wall_s": 0.0}  # fmt: skip
-            _write_state(out, state)
         if isinstance(model.get_env(), VecTransposeImage) and not isinstance(eval_env, VecTransposeImage):
             eval_env = VecTransposeImage(eval_env)  # as SB3 wrapped the training env: channel-first images
-        remaining = config.train.steps - int(model.num_timesteps)
         state.update(target_steps=config.train.steps)
         _write_state(out, state)
+        remaining = config.train.steps - int(model.num_timesteps)
         if remaining <= 0:
             return Run(model, config, out, state)
+        previous = read_evaluations(out / EVALUATIONS, until=int(model.num_timesteps))
         start = time.perf_counter()
         try:
-            model.learn(remaining, callback=_callbacks(out, eval_env, config, read_evaluations(out / EVALUATIONS)),
+            model.learn(remaining, callback=_callbacks(out, eval_env, config, previous),
                         progress_bar=config.train.progress_bar, reset_num_timesteps=not resume,
                         tb_log_name=algo)  # fmt: skip
-        except KeyboardInterrupt:
-            save_last(model, out, config, finished=False, wall_s=time.perf_counter() - start)
+        except BaseException:
+            try:  # keep what was learned; the original error is what the user needs to see
+                save_last(model, out, config, finished=False, wall_s=time.perf_counter() - start)
+            except Exception:  # noqa: BLE001
+                pass
             raise
         save_last(model, out, config, finished=True, wall_s=time.perf_counter() - start)
         _plot(out, config)
-        return Run(model, config, out, read_state(out))
+        return Run(model, config, out, read_state(out), out / LAST)
     finally:
         env.close()
         eval_env.close()
 
 
+def _set_aside(path: Path) -> None:
+    """Rename ``path`` out of the way (``name.<time>.old``) rather than delete it: nothing a run wrote is lost."""
+    if path.exists():
+        path.rename(path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.old"))
+
+
 def _train_procedural(spec: Any, config: RunConfig, out: Path, hyperparams: dict[str, Any]) -> Run:
-    """tianshou's SAC through the benchmark adapter: evaluations.npz and TensorBoard, no checkpoint."""
+    """tianshou's SAC through the benchmark adapter: evaluations.npz (written after every evaluation) and
+    TensorBoard, no checkpoint. The adapter makes its own single env from ``env.id``, on the CPU or CUDA."""
     from torch.utils.tensorboard import SummaryWriter
 
     from benchmarks.algos import EvalClock, RunConfig as AdapterConfig, train, variant_spec
+    from benchmarks.run import resolve_device
 
+    ignored = [name for name, value in (("env.kwargs", config.env.kwargs), ("env.n_envs", config.env.n_envs),
+                                        ("policy", config.policy), ("train.threads", config.train.threads))
+               if value]  # fmt: skip
+    if ignored:
+        raise ConfigError(f"{spec.name} (the benchmark's tianshou adapter) does not take {', '.join(ignored)}")
     config.save(out / CONFIG_FILE)
     spec = variant_spec(spec.name, spec.name, hyperparams)
     rows: list[tuple[int, float, float]] = []
@@ -312,15 +348,17 @@ def _train_procedural(spec: Any, config: RunConfig, out: Path, hyperparams: dict
     def record(evaluation: Any) -> None:
         rows.append((evaluation.env_steps, evaluation.return_mean, evaluation.return_std))
         writer.add_scalar("eval/mean_reward", evaluation.return_mean, evaluation.env_steps)
+        np.savez(out / EVALUATIONS, timesteps=np.array([r[0] for r in rows]),
+                 results=np.array([[r[1]] for r in rows]), ep_lengths=np.zeros((len(rows), 1)))  # fmt: skip
         print(f"env steps {evaluation.env_steps}: return {evaluation.return_mean:.1f} ± {evaluation.return_std:.1f}")
 
-    device = config.train.device if config.train.device != "auto" else "cpu"
+    device = resolve_device(config.train.device, None)
     start = time.perf_counter()
-    train(spec, AdapterConfig(config.env.id, config.train.seed, config.train.steps, config.train.eval_every,
-                              config.train.eval_episodes, device), EvalClock(record))  # fmt: skip
-    writer.close()
-    np.savez(out / EVALUATIONS, timesteps=np.array([r[0] for r in rows]), results=np.array([[r[1]] for r in rows]),
-             ep_lengths=np.zeros((len(rows), 1)))  # fmt: skip
+    try:
+        train(spec, AdapterConfig(config.env.id, config.train.seed, config.train.steps, config.train.eval_every,
+                                  config.train.eval_episodes, device), EvalClock(record))  # fmt: skip
+    finally:
+        writer.close()
     state = {"algo": spec.name, "class": spec.target, "env": config.env.id, "hyperparams": hyperparams,
              "num_timesteps": rows[-1][0] if rows else 0, "finished": True, "checkpoint": None,
              "wall_s": round(time.perf_counter() - start, 1), "versions": _versions()}  # fmt: skip
@@ -339,15 +377,20 @@ def _plot(out: Path, config: RunConfig) -> None:
                             env_threshold(config.env.id), save_path=out / "learning_curve.png")  # fmt: skip
 
 
-def resume_run(out: str | os.PathLike, steps: int | None = None, device: str | None = None) -> Run:
-    """Continue the run in ``out`` to ``steps`` env steps (default: its configured budget)."""
+def resume_run(out: str | os.PathLike, steps: int | None = None, device: str | None = None,
+               progress_bar: bool | None = None) -> Run:  # fmt: skip
+    """Continue the run in ``out`` to ``steps`` env steps (default: its configured budget); ``device`` and
+    ``progress_bar`` may change, nothing else (config.json is rewritten only with checked values)."""
     out = Path(out)
     config = RunConfig.load(out / CONFIG_FILE)
-    changes = {"steps": steps} if steps is not None else {}
-    if device is not None:
-        changes["device"] = device
+    changes: dict[str, Any] = {k: v for k, v in (("steps", steps), ("device", device), ("progress_bar", progress_bar))
+                               if v is not None}  # fmt: skip
+    if steps is not None and (out / STATE_FILE).is_file():
+        done = int(read_state(out).get("num_timesteps") or 0)
+        if steps < done:
+            raise ConfigError(f"--steps {steps} is below the {done} env steps {out} has already trained")
     if changes:
-        config = config.replace(train=config.train.replace(**changes))
+        config = config.replace(train=config.train.replace(**changes))  # checked (a bad device stops here)
         config.save(out / CONFIG_FILE)
     return train_run(config, out, resume=True)
 
