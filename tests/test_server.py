@@ -207,6 +207,8 @@ def test_a_tampered_checkpoint_is_refused_at_start_up(
 
     assert serve.main([str(tampered), "--port", "1"]) == 2  # refused before anything listens
     assert "tampered.zip" in capsys.readouterr().err
+    assert serve.main([str(saved[1]), "--workers", "0"]) == 2
+    assert "--workers must be a positive integer" in capsys.readouterr().err
 
 
 def free_port() -> int:
@@ -272,3 +274,21 @@ def test_the_planners_serve_the_actions_they_predict_offline(algo: str, tmp_path
     assert info["learner"] == cls.__name__
     served = run_episode(TestClient(create_app(policy, model_info=info)), observations)
     np.testing.assert_array_equal(np.stack(served), np.stack(offline))
+
+
+def test_inference_workers_answer_any_session_exactly(saved: tuple[DreamerAgent, Path], episode) -> None:  # noqa: ANN001
+    """--workers 2: the state travels with each call, so sessions interleaved over two worker processes still get
+    exactly the offline actions."""
+    from ca11_agents.deploy.server import PooledPolicy
+
+    observations, expected = episode
+    policy, info = load_policy(saved[1], "dreamer", "torch")
+    pooled = PooledPolicy(saved[1], "dreamer", "torch", workers=2)
+    try:
+        client = TestClient(create_app(pooled, model_info=info))
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: run_episode(client, observations), range(4)))
+    finally:
+        pooled.close()
+    for actions in results:
+        np.testing.assert_array_equal(np.stack(actions), np.stack(expected))

@@ -12,12 +12,14 @@ Endpoints::
 
 A session's first ``act`` passes ``episode_start=True``; every later one carries the state the previous returned, so
 a whole episode of ``act`` calls is the offline ``predict(..., deterministic=True)`` of that episode. Requests on
-one session are serialised by its lock, inference by one model lock. Sessions idle for ``session_ttl`` seconds
+one session are serialised by its lock, inference by one model lock (or, with ``workers`` > 1, spread over that many
+processes: :class:`PooledPolicy`). Sessions idle for ``session_ttl`` seconds
 expire. Bad requests get a 4xx with a message in ``detail``: an oversized body (413, from Content-Length or the
 bytes read), malformed JSON (400), a wrong shape, dtype, non-finite value or key (422), an unknown or expired
 session (404).
 """
 
+import contextlib
 import importlib.metadata
 import json
 import math
@@ -37,6 +39,53 @@ from ca11_agents.common.spaces import is_image, space_to_json
 
 #: The learner classes ``--algo`` names.
 ALGOS = {"dreamer": "DreamerAgent", "world_model_agent": "WorldModelAgent", "rssm_agent": "RSSMAgent"}
+
+
+class PooledPolicy:
+    """``workers`` processes, each with its own copy of the policy, answering ``predict`` calls: a session's state
+    lives in the server process and travels with each call (it is small: the RSSM's latent, a plan), so any worker
+    can answer any session and requests of different sessions run in parallel (the single-process server
+    serialises them behind one model lock). What crosses the process boundary is pickled between the server's own
+    processes; no file is ever unpickled."""
+
+    concurrent = True
+
+    def __init__(self, path: str | os.PathLike, algo: str, backend: str, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        probe, _ = load_policy(path, algo, backend)  # refused files stop here, in the server process
+        self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                        initargs=(str(path), algo, backend))  # fmt: skip
+        for future in [self.pool.submit(_ready) for _ in range(workers)]:
+            future.result()  # every worker loaded before the server answers
+
+    def predict(self, observation: Any, state: Any, episode_start: Any, deterministic: bool = True) -> Any:
+        return self.pool.submit(_worker_predict, observation, state, episode_start, deterministic).result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+_WORKER_POLICY: Any = None
+
+
+def _start_worker(path: str, algo: str, backend: str) -> None:
+    global _WORKER_POLICY
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER_POLICY, _ = load_policy(path, algo, backend)
+
+
+def _ready() -> bool:
+    return _WORKER_POLICY is not None
+
+
+def _worker_predict(observation: Any, state: Any, episode_start: Any, deterministic: bool) -> Any:
+    return _WORKER_POLICY.predict(observation, state, episode_start, deterministic)
 
 
 class TorchPolicy:
@@ -237,7 +286,7 @@ def create_app(
                 if sessions.get(session_id) is not session:
                     raise HTTPException(404, f"unknown or expired session {session_id[:64]!r}")
                 session.last_used = clock()
-            with model_lock:
+            with contextlib.nullcontext() if getattr(policy, "concurrent", False) else model_lock:
                 try:
                     action, state = policy.predict(observation, session.state, np.array([session.step == 0]), True)
                 except ValueError as error:  # what the policy's own checks refuse
