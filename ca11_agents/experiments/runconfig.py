@@ -127,8 +127,10 @@ def _arg_docs(cls: type) -> dict[str, str]:
     doc = inspect.getdoc(cls) or ""
     section = doc.split("Args:", 1)[1] if "Args:" in doc else ""
     docs: dict[str, str] = {}
-    for match in re.finditer(r"^\s{4}(\w+): (.*?)(?=^\s{4}\w+: |^\S|\Z)", section, re.M | re.S):
-        docs[match.group(1)] = " ".join(match.group(2).split())
+    entry = r"^\s{4}(\w+(?:, \w+)*): "  # "name: ..." or "a, b, c: ..." (arguments documented together)
+    for match in re.finditer(entry + r"(.*?)(?=" + entry + r"|^\S|\Z)", section, re.M | re.S):
+        for name in match.group(1).split(", "):
+            docs[name] = " ".join(match.group(2).split())
     return docs
 
 
