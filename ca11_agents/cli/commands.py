@@ -232,13 +232,13 @@ def add_dream(sub: Any) -> None:
 def do_dream(args: argparse.Namespace) -> int:
     from ca11_agents.experiments.dream import dream, plot_dream, write_dream_video
     from ca11_agents.experiments.media import VIDEO_SUFFIXES, make_env
-    from ca11_agents.experiments.runs import load_run
+    from ca11_agents.experiments.runs import is_ca11, load_run
 
     _positive(context=args.context, **({"horizon": args.horizon} if args.horizon is not None else {}))
     if args.video.suffix.lower() not in VIDEO_SUFFIXES:
         raise ConfigError(f"--video {args.video} must end in {' or '.join(VIDEO_SUFFIXES)}")
     run = load_run(args.run, args.checkpoint, args.device)
-    if not type(run.model).__module__.startswith("ca11_agents"):
+    if not is_ca11(run.model):
         raise ConfigError(f"{run.config.algo} has no world model to dream with: dream needs a ca11 learner "
                           "(dreamer, world_model_agent, rssm_agent)")  # fmt: skip
     env = make_env(run, "rgb_array")

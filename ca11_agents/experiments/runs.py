@@ -36,7 +36,8 @@ from ca11_agents.common.checkpoint import sha256_file
 from ca11_agents.experiments.config import ConfigError, read_json
 from ca11_agents.experiments.runconfig import RunConfig, resolve_algo_name, resolve_hyperparams
 
-CONFIG_FILE, STATE_FILE, LAST, BEST, EVALUATIONS = "config.json", "run.json", "last.zip", "best_model.zip", "evaluations.npz"
+CONFIG_FILE, STATE_FILE, EVALUATIONS = "config.json", "run.json", "evaluations.npz"
+LAST, BEST = "last.zip", "best_model.zip"
 #: VecNormalize's statistics of last.zip and of best_model.zip (the baselines whose settings normalise).
 STATISTICS, BEST_STATISTICS = "vecnormalize.npz", "best_vecnormalize.npz"
 #: Most values an evaluations.npz may hold (a long run's log holds a few thousand).
@@ -94,9 +95,7 @@ def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None,
               statistics: Path | None = None) -> tuple:  # fmt: skip
     """The training VecEnv (``n_envs`` envs seeded ``seed``...) and the evaluation one (seeded ``seed + 10000``),
     wrapped in ``VecNormalize`` when ``normalize`` is given (the evaluation env with the same observation options,
-    not updated, rewards raw; statistics restored from the ``statistics`` file when given). An env that cannot be
-    made raises a ``ConfigError`` naming ``env.id`` and ``env.kwargs``."""
-    import gymnasium as gym
+    not updated, rewards raw; statistics restored from the ``statistics`` file when given)."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -105,10 +104,6 @@ def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None,
 
     import_env_packages()
     seed, kwargs = config.train.seed, dict(config.env.kwargs)
-    try:
-        gym.make(config.env.id, **kwargs).close()
-    except (gym.error.Error, TypeError, ValueError, ImportError) as err:
-        raise ConfigError(f"env.id {config.env.id!r} with env.kwargs {kwargs} cannot be made: {err}") from None
     env = make_vec_env(config.env.id, n_envs=n_envs, seed=seed, env_kwargs=kwargs)
     eval_env = make_vec_env(config.env.id, n_envs=1, seed=seed + EVAL_SEED_OFFSET, env_kwargs=kwargs)
     if normalize is not None:
@@ -119,6 +114,25 @@ def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None,
             _load_normalization(env, statistics)
             _load_normalization(eval_env, statistics)
     return env, eval_env
+
+
+def env_spaces(config: RunConfig) -> tuple[Any, Any]:
+    """``(observation_space, action_space)`` of the run's env; one that cannot be made raises a ``ConfigError``
+    naming ``env.id`` and ``env.kwargs``."""
+    import gymnasium as gym
+
+    from benchmarks.run import import_env_packages
+
+    import_env_packages()
+    try:
+        env = gym.make(config.env.id, **config.env.kwargs)
+    except (gym.error.Error, TypeError, ValueError, ImportError) as err:
+        message = f"env.id {config.env.id!r} with env.kwargs {config.env.kwargs} cannot be made: {err}"
+        raise ConfigError(message) from None
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
 
 
 def _save_normalization(env: Any, path: Path) -> None:
@@ -212,7 +226,7 @@ def save_last(model: Any, out: Path, config: RunConfig, finished: bool, wall_s: 
     os.replace(tmp, out / LAST)
     replay = getattr(model, "replay_buffer", None)
     if config.train.save_replay and replay is not None:
-        name = "replay.npz" if _is_ca11(model) else "replay.pkl"
+        name = "replay.npz" if is_ca11(model) else "replay.pkl"
         tmp_replay = out / f"replay.tmp{Path(name).suffix}"
         model.save_replay_buffer(tmp_replay)
         os.replace(tmp_replay, out / name)
@@ -226,7 +240,8 @@ def save_last(model: Any, out: Path, config: RunConfig, finished: bool, wall_s: 
     _write_state(out, state)
 
 
-def _is_ca11(model: Any) -> bool:
+def is_ca11(model: Any) -> bool:
+    """Whether ``model`` is a ca11 learner (safe checkpoints and replay files, a world model)."""
     return type(model).__module__.startswith("ca11_agents")
 
 
@@ -260,9 +275,7 @@ def train_run(config: RunConfig, out: str | os.PathLike, resume: bool = False) -
         resume = False
     elif not resume and (out / CONFIG_FILE).exists():
         raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or another --out")
-    env_probe, _ = make_envs(config, 1, None)  # a ConfigError naming env.id if it cannot be made
-    observation_space, action_space = env_probe.observation_space, env_probe.action_space
-    env_probe.close()
+    observation_space, action_space = env_spaces(config)  # a ConfigError naming env.id if it cannot be made
     reason = spec.unsupported_reason(observation_space, action_space)
     if reason is not None:
         raise ConfigError(f"{algo} cannot train on {config.env.id}: {reason}")
@@ -284,7 +297,7 @@ def train_run(config: RunConfig, out: str | os.PathLike, resume: bool = False) -
     try:
         if resume:
             model = learner_class.load(out / LAST, env=env, device=config.train.device, tensorboard_log=tb)
-            replay = out / ("replay.npz" if _is_ca11(model) else "replay.pkl")
+            replay = out / ("replay.npz" if is_ca11(model) else "replay.pkl")
             if getattr(model, "replay_buffer", None) is not None and replay.is_file():
                 model.load_replay_buffer(replay)
         else:
