@@ -14,6 +14,7 @@ from gymnasium.vector.utils import batch_space
 from ca11_gym.envs.utils import (
     check_num_envs,
     check_positive_int,
+    check_range,
     check_render_mode,
     validate_batch_action,
     validate_scalar_action,
@@ -34,6 +35,19 @@ X_THRESHOLD = 2.4
 
 _OBS_HIGH = np.array([X_THRESHOLD * 2, np.inf, THETA_THRESHOLD * 2, np.inf], dtype=np.float32)
 _SCREEN_WIDTH, _SCREEN_HEIGHT = 600, 400
+
+
+class CartPolePhysics:
+    """CartPole-v1's physical constants, checked against their documented ranges; the derived ones are computed as
+    CartPole-v1 computes them, so the defaults give its floats exactly."""
+
+    def __init__(self, env_name: str, gravity: float, masscart: float, masspole: float, length: float) -> None:
+        self.gravity = check_range(env_name, "gravity", gravity, 1.0, 30.0)
+        self.masscart = check_range(env_name, "masscart", masscart, 0.1, 10.0)
+        self.masspole = check_range(env_name, "masspole", masspole, 0.01, 5.0)
+        self.length = check_range(env_name, "length", length, 0.05, 5.0)
+        self.total_mass = self.masspole + self.masscart
+        self.polemass_length = self.masspole * self.length
 
 
 class ContinuousCartPole(RendererOwner, Env[np.ndarray, np.ndarray]):
@@ -95,6 +109,14 @@ class ContinuousCartPole(RendererOwner, Env[np.ndarray, np.ndarray]):
     |-----------------------|-----------------|---------|-------------------------------------------------------|
     | `sutton_barto_reward` | `bool`          | `False` | reward `0` per step and `-1` on termination           |
     | `render_mode`         | `str` or `None` | `None`  | `"human"` (a pygame window) or `"rgb_array"`          |
+    | `gravity`             | `float`         | `9.8`   | acceleration of gravity (m s^-2), in `[1, 30]`        |
+    | `masscart`            | `float`         | `1.0`   | mass of the cart (kg), in `[0.1, 10]`                 |
+    | `masspole`            | `float`         | `0.1`   | mass of the pole (kg), in `[0.01, 5]`                 |
+    | `length`              | `float`         | `0.5`   | *half* the pole's length (m), in `[0.05, 5]`          |
+
+    The physics constants carry CartPole-v1's attribute names (fixed there); changing them makes the variants on
+    which adaptation to changed dynamics is measured (`benchmarks/adaptation.py`). At the defaults every float is
+    CartPole-v1's.
 
     ```python
     >>> import gymnasium as gym
@@ -116,8 +138,17 @@ class ContinuousCartPole(RendererOwner, Env[np.ndarray, np.ndarray]):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 50}
     name: str = "ContinuousCartPole"
 
-    def __init__(self, sutton_barto_reward: bool = False, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        sutton_barto_reward: bool = False,
+        render_mode: str | None = None,
+        gravity: float = GRAVITY,
+        masscart: float = MASS_CART,
+        masspole: float = MASS_POLE,
+        length: float = HALF_LENGTH,
+    ) -> None:
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
+        self.physics = CartPolePhysics(self.name, gravity, masscart, masspole, length)
         self.sutton_barto_reward = sutton_barto_reward
         self.render_mode = render_mode
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -153,11 +184,12 @@ class ContinuousCartPole(RendererOwner, Env[np.ndarray, np.ndarray]):
         sintheta = float(np.sin(theta))
 
         # Same operations in the same order as CartPole-v1, see https://coneural.org/florian/papers/05_cart_pole.pdf
-        temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS
-        thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-            HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS)
+        p = self.physics
+        temp = (force + p.polemass_length * (theta_dot * theta_dot) * sintheta) / p.total_mass
+        thetaacc = (p.gravity * sintheta - costheta * temp) / (
+            p.length * (4.0 / 3.0 - p.masspole * (costheta * costheta) / p.total_mass)
         )
-        xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
+        xacc = temp - p.polemass_length * thetaacc * costheta / p.total_mass
         x = x + TAU * x_dot
         x_dot = x_dot + TAU * xacc
         theta = theta + TAU * theta_dot
@@ -205,7 +237,7 @@ class ContinuousCartPole(RendererOwner, Env[np.ndarray, np.ndarray]):
         if self._state is None:
             raise RuntimeError(f"{self.name}: call reset() before render()")
         renderer = self._get_renderer(_SCREEN_WIDTH, _SCREEN_HEIGHT)
-        draw_cartpole(renderer, self._state[0], self._state[2], self._force)
+        draw_cartpole(renderer, self._state[0], self._state[2], self._force, self.physics.length)
         return renderer.present()
 
     def close(self) -> None:
@@ -232,6 +264,7 @@ class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         max_episode_steps: steps after which a sub-environment is truncated.
         render_mode: ``"rgb_array"``: ``render()`` returns one frame per rendered sub-environment.
         sutton_barto_reward: as in :class:`ContinuousCartPole`.
+        gravity, masscart, masspole, length: the physics, as in :class:`ContinuousCartPole`.
         num_rendered_envs: how many sub-environments (the first ones) ``render()`` draws.
     """
 
@@ -245,8 +278,13 @@ class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         render_mode: str | None = None,
         sutton_barto_reward: bool = False,
         num_rendered_envs: int = 4,
+        gravity: float = GRAVITY,
+        masscart: float = MASS_CART,
+        masspole: float = MASS_POLE,
+        length: float = HALF_LENGTH,
     ) -> None:
         check_num_envs(self.name, num_envs)
+        self.physics = CartPolePhysics(self.name, gravity, masscart, masspole, length)
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.num_envs = num_envs
         self.max_episode_steps = check_positive_int(self.name, "max_episode_steps", max_episode_steps)
@@ -282,11 +320,12 @@ class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         sintheta = np.sin(theta)
 
         # ContinuousCartPole.step's expression, operation for operation, on (B,) arrays.
-        temp = (force + POLEMASS_LENGTH * (theta_dot * theta_dot) * sintheta) / TOTAL_MASS
-        thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-            HALF_LENGTH * (4.0 / 3.0 - MASS_POLE * (costheta * costheta) / TOTAL_MASS)
+        p = self.physics
+        temp = (force + p.polemass_length * (theta_dot * theta_dot) * sintheta) / p.total_mass
+        thetaacc = (p.gravity * sintheta - costheta * temp) / (
+            p.length * (4.0 / 3.0 - p.masspole * (costheta * costheta) / p.total_mass)
         )
-        xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
+        xacc = temp - p.polemass_length * thetaacc * costheta / p.total_mass
         # In place, in this order: each update reads only variables not yet updated (x reads x_dot, ...).
         x += TAU * x_dot
         x_dot += TAU * xacc
@@ -336,7 +375,9 @@ class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         renderer = self._get_renderer(_SCREEN_WIDTH, _SCREEN_HEIGHT)
         frames = []
         for i in range(min(self.num_envs, self.num_rendered_envs)):
-            draw_cartpole(renderer, float(self.state[0, i]), float(self.state[2, i]), float(self._force[i]))
+            draw_cartpole(
+                renderer, float(self.state[0, i]), float(self.state[2, i]), float(self._force[i]), self.physics.length
+            )
             frames.append(renderer.present())
         return tuple(frames)
 
@@ -345,7 +386,9 @@ class ContinuousCartPoleVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         self._close_renderer()
 
 
-def draw_cartpole(renderer: PygameRenderer, x: float, theta: float, force: float) -> None:
+def draw_cartpole(
+    renderer: PygameRenderer, x: float, theta: float, force: float, half_length: float = HALF_LENGTH
+) -> None:
     """Draw CartPole-v1's picture of cart position ``x`` and pole angle ``theta`` on ``renderer``'s canvas, with an
     arrow from the cart showing the direction and size of ``force`` (newtons) and a label with its value."""
     pygame = renderer.pygame
@@ -354,7 +397,7 @@ def draw_cartpole(renderer: PygameRenderer, x: float, theta: float, force: float
     canvas = renderer.canvas()
     width, height = renderer.width, renderer.height
     scale = width / (X_THRESHOLD * 2)
-    pole_width, pole_len = 10.0, scale * (2 * HALF_LENGTH)
+    pole_width, pole_len = 10.0, scale * (2 * half_length)
     cart_width, cart_height = 50.0, 30.0
     cart_x = x * scale + width / 2.0
     cart_y = 100.0  # height of the cart's centre above the bottom edge

@@ -14,6 +14,7 @@ from gymnasium.vector.utils import batch_space
 from ca11_gym.envs.utils import (
     check_finite,
     check_num_envs,
+    check_range,
     check_positive_int,
     check_render_mode,
     validate_batch_action,
@@ -31,6 +32,11 @@ DEFAULT_X, DEFAULT_Y = math.pi, 1.0  # default bounds of the starting angle and 
 
 _OBS_HIGH = np.array([1.0, 1.0, MAX_SPEED], dtype=np.float32)
 _SCREEN_DIM = 500
+
+
+def _physics(env_name: str, mass: float, length: float) -> tuple[float, float]:
+    """The rod's mass and length, checked against their documented ranges."""
+    return check_range(env_name, "mass", mass, 0.1, 10.0), check_range(env_name, "length", length, 0.1, 10.0)
 
 
 def _reset_high(options: dict[str, Any] | None) -> np.ndarray:
@@ -96,7 +102,13 @@ class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
     | Parameter     | Type            | Default | Description                                        |
     |---------------|-----------------|---------|----------------------------------------------------|
     | `g`           | `float`         | `10.0`  | acceleration of gravity (m s^-2)                   |
+    | `mass`        | `float`         | `1.0`   | mass of the rod (kg), in `[0.1, 10]`               |
+    | `length`      | `float`         | `1.0`   | length of the rod (m), in `[0.1, 10]`              |
     | `render_mode` | `str` or `None` | `None`  | `"human"` (a pygame window) or `"rgb_array"`       |
+
+    `mass` and `length` are Pendulum-v1's `m` and `l` (fixed there); changing them, or `g`, makes the variants on
+    which adaptation to changed dynamics is measured (`benchmarks/adaptation.py`). At the defaults every float is
+    Pendulum-v1's.
 
     ```python
     >>> import gymnasium as gym
@@ -118,10 +130,13 @@ class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
     name: str = "ContinuousPendulum"
 
-    def __init__(self, render_mode: str | None = None, g: float = 10.0) -> None:
+    def __init__(
+        self, render_mode: str | None = None, g: float = 10.0, mass: float = MASS, length: float = LENGTH
+    ) -> None:
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.g = check_finite(self.name, "g", g)
+        self.mass, self.length = _physics(self.name, mass, length)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(-_OBS_HIGH, _OBS_HIGH, dtype=np.float32)
         # Python floats: same float64 results as Pendulum-v1's numpy scalars, without their overhead.
@@ -161,7 +176,7 @@ class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
         # Pendulum-v1's expressions in its order; `** 2` (libm pow, as numpy scalars use) rather than x * x, which
         # rounds differently in rare cases.
         costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
-        newthdot = thdot + (3 * self.g / (2 * LENGTH) * self._sin + 3.0 / (MASS * LENGTH**2) * u) * DT
+        newthdot = thdot + (3 * self.g / (2 * self.length) * self._sin + 3.0 / (self.mass * self.length**2) * u) * DT
         newthdot = min(max(newthdot, -MAX_SPEED), MAX_SPEED)
         self._set_state(th + newthdot * DT, newthdot)
         if self.render_mode == "human":
@@ -217,6 +232,8 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         max_episode_steps: steps after which a sub-environment is truncated.
         render_mode: ``"rgb_array"``: ``render()`` returns one frame per rendered sub-environment.
         g: acceleration of gravity, as in :class:`ContinuousPendulum`.
+        mass: mass of the rod, as in :class:`ContinuousPendulum`.
+        length: length of the rod, as in :class:`ContinuousPendulum`.
         num_rendered_envs: how many sub-environments (the first ones) ``render()`` draws.
     """
 
@@ -230,6 +247,8 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         render_mode: str | None = None,
         g: float = 10.0,
         num_rendered_envs: int = 4,
+        mass: float = MASS,
+        length: float = LENGTH,
     ) -> None:
         check_num_envs(self.name, num_envs)
         check_render_mode(self.name, render_mode, self.metadata["render_modes"])
@@ -237,6 +256,7 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         self.max_episode_steps = check_positive_int(self.name, "max_episode_steps", max_episode_steps)
         self.render_mode = render_mode
         self.g = check_finite(self.name, "g", g)
+        self.mass, self.length = _physics(self.name, mass, length)
         self.num_rendered_envs = num_rendered_envs
 
         self.single_action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
@@ -276,7 +296,7 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         # like the single env's `x ** 2`; np.power and x * x round differently in rare cases.
         costs = np.float_power(angle_normalize(th), 2) + 0.1 * np.float_power(thdot, 2)
         costs += 0.001 * np.float_power(u, 2)
-        newthdot = thdot + (3 * self.g / (2 * LENGTH) * self._sin + 3.0 / (MASS * LENGTH**2) * u) * DT
+        newthdot = thdot + (3 * self.g / (2 * self.length) * self._sin + 3.0 / (self.mass * self.length**2) * u) * DT
         np.clip(newthdot, -MAX_SPEED, MAX_SPEED, out=newthdot)
         th += newthdot * DT
         self.theta_dot = newthdot

@@ -114,3 +114,12 @@ def check_finite(env_name: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ValueError(f"{env_name}: {name} must be a finite number, got {value!r}")
     return float(value)
+
+
+def check_range(env_name: str, name: str, value: object, low: float, high: float) -> float:
+    """``value`` as a ``float``; a ``ValueError`` naming the environment, the parameter and the documented range
+    ``[low, high]`` unless a real number inside it."""
+    number = check_finite(env_name, name, value)
+    if not low <= number <= high:
+        raise ValueError(f"{env_name}: {name} must be in [{low}, {high}] (the documented range), got {value!r}")
+    return number
