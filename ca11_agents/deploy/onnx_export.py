@@ -108,7 +108,7 @@ def export_onnx(agent: Any, path: str | os.PathLike) -> Path:
     obs_inputs = _obs_inputs(policy.observation_space)
     n = 2  # an example batch of 2: no axis of size 1 for the tracer to specialise
     example = [torch.zeros((n, *box.shape), dtype=getattr(torch, _obs_dtype(box).name)) for _, _, box in obs_inputs]
-    sizes = {"deter": rssm.hidden_dim, "stoch": rssm.state_dim, "prev_action": actions.dim}
+    sizes = {"deter": rssm.deter_dim, "stoch": rssm.state_dim, "prev_action": actions.dim}
     example += [torch.zeros(n, sizes[name]) for name in _STATE] + [torch.ones(n)]
     inputs = [
         *({"name": name, "shape": ["batch", *box.shape], "dtype": _obs_dtype(box).name} for name, _, box in obs_inputs),
@@ -117,7 +117,7 @@ def export_onnx(agent: Any, path: str | os.PathLike) -> Path:
     ]
     outputs = [
         {"name": "action", "shape": ["batch", actions.dim], "dtype": "float32"},
-        {"name": "next_deter", "shape": ["batch", rssm.hidden_dim], "dtype": "float32"},
+        {"name": "next_deter", "shape": ["batch", rssm.deter_dim], "dtype": "float32"},
         {"name": "next_stoch", "shape": ["batch", rssm.state_dim], "dtype": "float32"},
     ]
     names = [x["name"] for x in inputs + outputs]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -45,7 +45,11 @@ from ca11_agents.common.distributions import (
 )
 from ca11_agents.common.losses import kl_balanced
 from ca11_agents.common.nets import mlp
-from ca11_agents.world_models.encoders import build_decoder, build_encoder
+from ca11_agents.world_models.cores import DYNAMICS_CORES, NormGRUCell
+from ca11_agents.world_models.encoders import build_encoder
+from ca11_agents.world_models.representation import build_representation
+
+__all__ = ["DYNAMICS_CORES", "NormGRUCell", "RSSMState", "RecurrentStateSpaceModel", "stack_states"]
 
 
 def _leaves(space: spaces.Space) -> Iterator[spaces.Space]:
@@ -55,7 +59,7 @@ def _leaves(space: spaces.Space) -> Iterator[spaces.Space]:
 class RSSMState(NamedTuple):
     """A (batch of) latent state(s); every field has the same leading dimensions, e.g. ``(B,)`` or ``(B, T)``."""
 
-    deter: Tensor  #: (..., hidden_dim) deterministic recurrent state h
+    deter: Tensor  #: (..., deter_dim) the dynamics core's state; its first hidden_dim entries are h
     stoch: Tensor  #: (..., stoch_dim) sampled stochastic latent z (flattened one-hots for categorical latents)
     logits: Tensor  #: distribution parameters of z: (..., groups, classes) or (..., 2 * state_dim)
 
@@ -73,28 +77,6 @@ def stack_states(states: list[RSSMState], dim: int = 1) -> RSSMState:
     return RSSMState(*(torch.stack(fields, dim=dim) for fields in zip(*states)))
 
 
-class NormGRUCell(nn.Module):
-    """A GRU cell with LayerNorm on the gates and an update-gate bias of -1 (DreamerV2/V3): one matmul per step,
-    and the normalisation keeps long imagined rollouts stable."""
-
-    def __init__(self, input_dim: int, hidden_dim: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(input_dim + hidden_dim, 3 * hidden_dim, bias=False)
-        self.norm = nn.LayerNorm(3 * hidden_dim)
-
-    def forward(self, x: Tensor, h: Tensor) -> Tensor:
-        """``(B, input_dim), (B, hidden_dim) -> (B, hidden_dim)``."""
-        reset, cand, update = self.norm(self.linear(torch.cat([x, h], -1))).chunk(3, -1)
-        reset = torch.sigmoid(reset)
-        cand = torch.tanh(reset * cand)
-        update = torch.sigmoid(update - 1.0)
-        return update * cand + (1.0 - update) * h
-
-
-#: Dynamics cores by name, for :class:`RecurrentStateSpaceModel`'s ``core`` (a name keeps checkpoints JSON).
-DYNAMICS_CORES: dict[str, Callable[[int, int], nn.Module]] = {"gru": NormGRUCell}
-
-
 class RecurrentStateSpaceModel(nn.Module):
     """An RSSM world model: encoder, recurrent dynamics, prior and posterior, and the decoder, reward and continue
     heads, with the DreamerV3 loss (:meth:`loss`).
@@ -102,10 +84,15 @@ class RecurrentStateSpaceModel(nn.Module):
     Three parts plug in (:mod:`ca11_agents.world_models.encoders` builds the first two from a space):
 
     * the **encoder** (observations -> embeddings; an MLP for vectors, a CNN for images, one per key for dicts);
-    * the **representation loss**, the ``decoder``: any module with ``loss(features, obs) -> (...)`` (reconstruction
-      today; a decoder-free, e.g. contrastive, objective plugs in here) and ``forward(features)`` for predictions;
-    * the **dynamics core**: a name in :data:`DYNAMICS_CORES` (``"gru"``: :class:`NormGRUCell`) or a factory
-      ``core(input_dim, hidden_dim)`` building a module ``(x (B, I), h (B, H)) -> h (B, H)``.
+    * the **representation loss**, the ``decoder``: by name (``representation``: ``"reconstruction"``,
+      ``"contrastive"``, ``"redundancy"``; :mod:`~ca11_agents.world_models.representation`) or any module with
+      ``loss(features, obs) -> (...)`` (``loss(features, obs, embed)`` if it has ``needs_embed = True``) and
+      ``forward(features)`` for predictions;
+    * the **dynamics core**: a name in :data:`DYNAMICS_CORES` (``"gru"``: :class:`NormGRUCell`, ``"transformer"``:
+      :class:`~ca11_agents.world_models.cores.TransformerCore`) or a factory ``core(input_dim, hidden_dim,
+      **core_kwargs)`` building a module ``(x (B, I), state (B, S)) -> state (B, S)`` whose state's first
+      ``hidden_dim`` entries are ``h`` and whose int ``state_size`` is ``S`` (``hidden_dim`` if it has none). The
+      whole state is :attr:`RSSMState.deter`; :meth:`hidden` reads ``h`` from it.
 
     Args:
         obs_dim: observation size, or the observation space (a ``Box`` or a ``Dict``) to build the encoder and
@@ -127,6 +114,9 @@ class RecurrentStateSpaceModel(nn.Module):
         encoder: a module replacing the one built from ``obs_dim`` (it needs an int attribute ``embed_dim``).
         decoder: a module replacing the decoder built from ``obs_dim`` (see above).
         core: the dynamics core, by name or factory (see above).
+        core_kwargs: further arguments of the core (e.g. ``{"context": 16, "layers": 1, "heads": 4}``).
+        representation: the representation loss by name, when ``decoder`` is not given (see above).
+        representation_kwargs: further arguments of the representation loss's class.
     """
 
     def __init__(
@@ -149,7 +139,10 @@ class RecurrentStateSpaceModel(nn.Module):
         cnn_depth: int = 16,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
-        core: str | Callable[[int, int], nn.Module] = "gru",
+        core: str | Callable[..., nn.Module] = "gru",
+        core_kwargs: dict[str, Any] | None = None,
+        representation: str = "reconstruction",
+        representation_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         space = obs_dim if isinstance(obs_dim, spaces.Space) else None
@@ -183,10 +176,16 @@ class RecurrentStateSpaceModel(nn.Module):
         self.img_in = mlp(state_dim + action_dim, 0, [units])
         if isinstance(core, str) and core not in DYNAMICS_CORES:
             raise ValueError(f"RecurrentStateSpaceModel: unknown core {core!r} (known: {sorted(DYNAMICS_CORES)})")
-        self.gru = (DYNAMICS_CORES[core] if isinstance(core, str) else core)(units, hidden_dim)
+        # `gru` names the core whatever it is: the name is in every checkpoint's state dict.
+        self.gru = (DYNAMICS_CORES[core] if isinstance(core, str) else core)(units, hidden_dim, **(core_kwargs or {}))
+        self.deter_dim = int(getattr(self.gru, "state_size", hidden_dim))
         self.prior_net = mlp(hidden_dim, latent_params, [units])
         self.post_net = mlp(hidden_dim + embed_dim, latent_params, [units])
-        self.decoder = decoder if decoder is not None else build_decoder(space, self.feature_dim, **parts)
+        if decoder is None:
+            decoder = build_representation(
+                representation, space, self.feature_dim, hidden_dim, embed_dim, parts, **(representation_kwargs or {})
+            )
+        self.decoder = decoder
         self.twohot = TwoHotSymlog(reward_bins)
         # Zero-initialised output: the first reward predictions are exactly 0 (DreamerV3).
         self.reward_head = mlp(self.feature_dim + action_dim, reward_bins, hidden, out_scale=0.0)
@@ -203,14 +202,18 @@ class RecurrentStateSpaceModel(nn.Module):
         device = next(self.parameters()).device
         logits_shape = (self.groups, self.classes) if self.latent == "categorical" else (2 * self.state_dim,)
         return RSSMState(
-            torch.zeros(batch_size, self.hidden_dim, device=device),
+            torch.zeros(batch_size, self.deter_dim, device=device),
             torch.zeros(batch_size, self.state_dim, device=device),
             torch.zeros(batch_size, *logits_shape, device=device),
         )
 
+    def hidden(self, deter: Tensor) -> Tensor:
+        """``h`` ``(..., hidden_dim)`` from the core's state ``(..., deter_dim)`` (the same tensor for the GRU)."""
+        return deter if self.deter_dim == self.hidden_dim else deter[..., : self.hidden_dim]
+
     def features(self, state: RSSMState) -> Tensor:
         """``(..., feature_dim)``: the concatenation ``[h, z]`` that every head and the agents read."""
-        return torch.cat([state.deter, state.stoch], -1)
+        return torch.cat([self.hidden(state.deter), state.stoch], -1)
 
     def _latent(self, raw: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """From a prior/posterior net's output to ``(stoch, logits)``."""
@@ -233,7 +236,7 @@ class RecurrentStateSpaceModel(nn.Module):
     def img_step(self, state: RSSMState, action: Tensor, deterministic: bool = False) -> RSSMState:
         """One imagined step: ``s_t, a_t -> s_{t+1}`` drawn from the prior. Shapes ``(B, ...)``."""
         deter = self.gru(self.img_in(torch.cat([state.stoch, action], -1)), state.deter)
-        stoch, logits = self._latent(self.prior_net(deter), deterministic)
+        stoch, logits = self._latent(self.prior_net(self.hidden(deter)), deterministic)
         return RSSMState(deter, stoch, logits)
 
     def obs_step(
@@ -248,7 +251,7 @@ class RecurrentStateSpaceModel(nn.Module):
         needs only the posterior). ``embed`` comes from :meth:`embed`; ``is_first`` (B,) resets the state first."""
         state, prev_action = self._reset(state, prev_action, is_first)
         deter = self.gru(self.img_in(torch.cat([state.stoch, prev_action], -1)), state.deter)
-        stoch, logits = self._latent(self.post_net(torch.cat([deter, embed], -1)), deterministic)
+        stoch, logits = self._latent(self.post_net(torch.cat([self.hidden(deter), embed], -1)), deterministic)
         return RSSMState(deter, stoch, logits)
 
     def observe(
@@ -258,6 +261,7 @@ class RecurrentStateSpaceModel(nn.Module):
         is_first: Tensor,
         state: RSSMState | None = None,
         prev_action: Tensor | None = None,
+        embeds: Tensor | None = None,
     ) -> tuple[RSSMState, RSSMState]:
         """Filter a batch of sequences.
 
@@ -268,6 +272,7 @@ class RecurrentStateSpaceModel(nn.Module):
             is_first: ``(B, T)``, true where the state is reset before ``o_t``.
             state: the state before ``o_0`` (default: :meth:`initial_state`).
             prev_action: the action taken before ``o_0`` (default: zeros).
+            embeds: ``embed(obs)``, if already computed.
 
         Returns:
             ``(posterior, prior)`` states, each ``(B, T, ...)``.
@@ -281,14 +286,14 @@ class RecurrentStateSpaceModel(nn.Module):
             )
         state = self.initial_state(batch) if state is None else state
         prev_action = torch.zeros_like(actions[:, 0]) if prev_action is None else prev_action
-        embeds = self.embed(obs)  # all steps in one batched call: only the recurrence is sequential
+        embeds = self.embed(obs) if embeds is None else embeds  # all steps batched: only the recurrence is sequential
         posts = []
         for t in range(steps):
             state = self.obs_step(state, prev_action, embeds[:, t], is_first[:, t])
             posts.append(state)
             prev_action = actions[:, t]
         post = stack_states(posts)
-        prior_stoch, prior_logits = self._latent(self.prior_net(post.deter))  # priors batched over (B, T)
+        prior_stoch, prior_logits = self._latent(self.prior_net(self.hidden(post.deter)))  # batched over (B, T)
         return post, RSSMState(post.deter, prior_stoch, prior_logits)
 
     def rollout(self, state: RSSMState, actions: Tensor, deterministic: bool = False) -> RSSMState:
@@ -356,9 +361,13 @@ class RecurrentStateSpaceModel(nn.Module):
         is_first = torch.zeros_like(rewards) if is_first is None else is_first.float().reshape(rewards.shape).clone()
         is_first[:, 0] = 1.0  # a window starts from the initial state, wherever it lies in its episode
 
-        post, prior = self.observe(obs, actions, is_first)
+        embeds = self.embed(obs)
+        post, prior = self.observe(obs, actions, is_first, embeds=embeds)
         feats = self.features(post)
-        recon = self.decoder.loss(feats, obs)
+        if getattr(self.decoder, "needs_embed", False):
+            recon = self.decoder.loss(feats, obs, embeds)
+        else:
+            recon = self.decoder.loss(feats, obs)
         head_in = torch.cat([feats, actions], -1)
         reward = self.twohot.loss(self.reward_head(head_in), rewards)
         cont = bernoulli_nll(self.cont_head(head_in).squeeze(-1), 1.0 - terminated)
@@ -390,21 +399,22 @@ class RecurrentStateSpaceModel(nn.Module):
         """The notebook's one-step call: observe ``o_t`` in recurrent state ``h_t``, take ``a_t``, and predict.
 
         Args:
-            obs: ``(B, 1, obs_dim)``; action: ``(B, 1, action_dim)``; hidden: ``(B, hidden_dim)``, the ``h_t``
-                returned by the previous call (zeros at the start of an episode).
+            obs: ``(B, 1, obs_dim)``; action: ``(B, 1, action_dim)``; hidden: ``(B, deter_dim)``, the recurrent
+                state returned by the previous call (zeros at the start of an episode; ``deter_dim = hidden_dim``
+                for the GRU core).
 
         Returns:
-            ``(next_obs_pred (B, 1, obs_dim), reward_pred (B, 1), next_hidden (B, hidden_dim))``: the decoded prior
+            ``(next_obs_pred (B, 1, obs_dim), reward_pred (B, 1), next_hidden (B, deter_dim))``: the decoded prior
             prediction of ``o_{t+1}``, the predicted ``r_t`` and ``h_{t+1}``.
         """
         if obs.dim() != 3 or action.dim() != 3 or obs.shape[1] != 1 or action.shape[1] != 1:
             raise ValueError(
                 f"imagine: obs and action must be (B, 1, dim), got {tuple(obs.shape)} and {tuple(action.shape)}"
             )
-        if hidden.shape != (obs.shape[0], self.hidden_dim):
-            raise ValueError(f"imagine: hidden must be ({obs.shape[0]}, {self.hidden_dim}), got {tuple(hidden.shape)}")
+        if hidden.shape != (obs.shape[0], self.deter_dim):
+            raise ValueError(f"imagine: hidden must be ({obs.shape[0]}, {self.deter_dim}), got {tuple(hidden.shape)}")
         action = action[:, 0]
-        stoch, logits = self._latent(self.post_net(torch.cat([hidden, self.embed(obs[:, 0])], -1)), True)
+        stoch, logits = self._latent(self.post_net(torch.cat([self.hidden(hidden), self.embed(obs[:, 0])], -1)), True)
         state = RSSMState(hidden, stoch, logits)
         feats = self.features(state)
         reward = self.reward(feats, action)
