@@ -88,6 +88,26 @@ def evaluate_world_model(
     )
 
 
+@torch.no_grad()
+def world_model_calibration(
+    world_model: WorldModel, data: Transitions, levels: Sequence[float] = (0.68, 0.95)
+) -> dict[str, dict[str, float]]:
+    """Calibration of the latent dynamics' predicted uncertainty on held-out transitions.
+
+    The targets are the encoder's latents of the next observations (what the dynamics are trained to predict);
+    see :meth:`~ca11_agents.world_models.dynamics.LatentDynamicsModel.calibration`.
+
+    Returns:
+        ``{"members" | "ensemble": {"68": fraction, "95": fraction}}``: the fraction of target latent entries inside
+        each predicted central interval (percent levels as keys, for JSON); a calibrated model gives 0.68 and 0.95.
+    """
+    world_model.eval()
+    z = world_model.encode_observations(_tensor(data["observations"], world_model))
+    target = world_model.encode_observations(_tensor(data["next_observations"], world_model))
+    coverage = world_model.dynamics.calibration(z, _tensor(data["actions"], world_model), target, levels)
+    return {kind: {f"{100 * level:g}": frac for level, frac in fracs.items()} for kind, fracs in coverage.items()}
+
+
 def transition_windows(data: Transitions, horizon: int) -> np.ndarray:
     """Start indices ``t`` such that transitions ``t .. t+horizon-1`` are consecutive steps of one episode.
 

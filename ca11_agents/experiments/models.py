@@ -51,6 +51,7 @@ from ca11_agents.evaluation import (
     rssm_open_loop_predictions,
     sequence_reward_variance,
     transition_windows,
+    world_model_calibration,
     world_model_horizon_errors,
 )
 from ca11_agents.experiments.config import Config, ConfigError, check_device
@@ -62,6 +63,8 @@ from ca11_agents.visualization import (
     plot_world_model_training,
 )
 from ca11_agents.world_models import (
+    DYNAMICS_CORES,
+    REPRESENTATIONS,
     LatentDynamicsModel,
     RecurrentStateSpaceModel,
     RewardModel,
@@ -126,6 +129,8 @@ class WorldModelConfig(Config):
     """Hidden layer sizes of the reward model."""
     stochastic_dynamics: bool = True
     """Gaussian latent dynamics (true) or a deterministic next latent (false)."""
+    ensemble_size: int = 1
+    """Members of the latent dynamics ensemble (PETS uses 5); their disagreement is the epistemic uncertainty."""
     learning_rate: float = 1e-3
     """Adam step size of the VAE pre-training and of the world model."""
     batch_size: int = 64
@@ -148,7 +153,7 @@ class WorldModelConfig(Config):
     def __post_init__(self) -> None:
         self.env_id  # noqa: B018  (checks env_name)
         _check_positive(self, ("latent_dim", "vae_hidden_dims", "dynamics_hidden_dims", "reward_hidden_dims",
-                               "learning_rate", "batch_size", "train_steps", "data_collection_steps",
+                               "learning_rate", "batch_size", "train_steps", "ensemble_size", "data_collection_steps",
                                "data_collection_episodes", "rollout_steps"), ("vae_steps", "seed"))
         check_device("device", self.device)
 
@@ -174,6 +179,10 @@ class RSSMConfig(Config):
     """Size of the RSSM's stochastic latent."""
     hidden_dim: int = 128
     """Size of the RSSM's deterministic (recurrent) state."""
+    core: str = "gru"
+    """The RSSM's dynamics core: 'gru' or 'transformer' (attention over the last 16 steps)."""
+    representation: str = "reconstruction"
+    """The RSSM's representation loss: 'reconstruction', 'contrastive' or 'redundancy' (decoder-free)."""
     learning_rate: float = 3e-3
     """Adam step size (3e-3 learns the memory task in far fewer steps than the notebook's 1e-3)."""
     batch_size: int = 16
@@ -194,6 +203,9 @@ class RSSMConfig(Config):
         _check_positive(self, ("memory_size", "episodes", "episode_length", "state_dim", "hidden_dim",
                                "learning_rate", "batch_size", "seq_len", "train_steps", "context"))
         check_device("device", self.device)
+        for name, valid in (("core", DYNAMICS_CORES), ("representation", REPRESENTATIONS)):
+            if getattr(self, name) not in valid:
+                raise ConfigError(f"{name} must be one of {sorted(valid)}, got {getattr(self, name)!r}")
         for name in ("seq_len", "context"):
             if getattr(self, name) > self.episode_length:
                 raise ConfigError(f"{name} must be <= episode_length={self.episode_length}, "
@@ -354,7 +366,7 @@ def run_world_model_experiment(
         world_model = WorldModel(
             vae,
             LatentDynamicsModel(config.latent_dim, action_dim, list(config.dynamics_hidden_dims),
-                                stochastic=config.stochastic_dynamics),
+                                stochastic=config.stochastic_dynamics, ensemble_size=config.ensemble_size),
             RewardModel(config.latent_dim, action_dim, list(config.reward_hidden_dims)),
         )
         trainer = WorldModelTrainer(world_model, learning_rate=config.learning_rate, device=config.device)
@@ -392,7 +404,11 @@ def run_world_model_experiment(
                             save_path=output.path("world_model_horizon_errors.png"))
     tqdm.write(f"[1.4] one-step observation MSE {one_step['observation_mse']:.2e} "
                f"(baseline next = current: {one_step['baseline_observation_mse']:.2e})")
-    trainer.metrics = {"one_step": one_step, "horizon": _as_lists(horizons)}
+    calibration = world_model_calibration(world_model, test)
+    if calibration:
+        tqdm.write("[1.4] calibration, held-out latents inside the predicted 68/95% intervals: " + ", ".join(
+            f"{kind} {c['68']:.2f}/{c['95']:.2f}" for kind, c in calibration.items()))
+    trainer.metrics = {"one_step": one_step, "horizon": _as_lists(horizons), "calibration": calibration}
     output.close(trainer.metrics, "world_model", trainer.num_steps)
     return world_model, trainer
 
@@ -423,7 +439,8 @@ def run_rssm_experiment(
     obs_dim, action_dim = episodes[0]["observations"].shape[1], episodes[0]["actions"].shape[1]
     tqdm.write(f"[2.1] collected {len(episodes)} episodes of {config.episode_length} steps")
 
-    rssm = RecurrentStateSpaceModel(obs_dim, action_dim, config.state_dim, config.hidden_dim)
+    rssm = RecurrentStateSpaceModel(obs_dim, action_dim, config.state_dim, config.hidden_dim, core=config.core,
+                                    representation=config.representation)
     trainer = RSSMTrainer(rssm, learning_rate=config.learning_rate, device=config.device)
     with tqdm(total=config.train_steps, unit="step") as bar:
         _train(trainer, config.train_steps, lambda: sample_sequences(train, config.batch_size, config.seq_len, rng),

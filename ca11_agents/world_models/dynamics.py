@@ -206,6 +206,33 @@ class LatentDynamicsModel(nn.Module):
             return torch.zeros(z.shape[:-1], device=z.device, dtype=z.dtype)
         return mean.var(0, unbiased=False).mean(-1)
 
+    def predictive(self, z: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """The ensemble's predictive Gaussian of ``z_{t+1}``, moment-matched to the mixture of its members: ``(mean,
+        std)``, each ``(..., latent_dim)``, with ``std^2`` = the members' mean variance (aleatoric, 0 for
+        deterministic members) + the variance of their means (epistemic, 0 for a single member)."""
+        mean, std = self.members(z, action)
+        aleatoric = torch.zeros_like(mean[0]) if std is None else std.pow(2).mean(0)
+        return mean.mean(0), (aleatoric + mean.var(0, unbiased=False)).sqrt()
+
+    def calibration(
+        self, z: Tensor, action: Tensor, target: Tensor, levels: Sequence[float] = (0.68, 0.95)
+    ) -> dict[str, dict[float, float]]:
+        """How often held-out ``target`` latents fall inside the predicted central intervals (a calibrated model
+        puts 68 % of them inside its 68 % interval).
+
+        Returns:
+            ``{"members": {level: fraction}, "ensemble": {level: fraction}}``: the members' own Gaussians (averaged
+            over members; absent for deterministic members, which predict no interval) and the ensemble's
+            :meth:`predictive` Gaussian (absent for a single deterministic member).
+        """
+        out: dict[str, dict[float, float]] = {}
+        mean, std = self.members(z, action)
+        if std is not None:
+            out["members"] = interval_coverage(mean, std, target.expand_as(mean), levels)
+        if std is not None or self.ensemble_size > 1:
+            out["ensemble"] = interval_coverage(*self.predictive(z, action), target, levels)
+        return out
+
     def loss(self, z: Tensor, action: Tensor, target: Tensor) -> Tensor:
         """Per-sample training loss ``(...)`` of predicting ``target`` from ``(z, action)``: :meth:`prediction_loss`
         of :meth:`members`."""
@@ -219,3 +246,17 @@ class LatentDynamicsModel(nn.Module):
         if std is None:
             return (mean - target).pow(2).mean((0, -1))
         return F.gaussian_nll_loss(mean, target.expand_as(mean), std.pow(2), reduction="none").mean((0, -1))
+
+
+def interval_coverage(
+    mean: Tensor, std: Tensor, target: Tensor, levels: Sequence[float] = (0.68, 0.95)
+) -> dict[float, float]:
+    """The fraction of ``target`` entries inside the central interval of probability ``level`` of the Gaussians
+    ``N(mean, std^2)`` (all of one shape), for each level: ``|target - mean| <= sqrt(2) erfinv(level) std``."""
+    if not all(0 < level < 1 for level in levels):
+        raise ValueError(f"interval_coverage: levels must lie in (0, 1), got {list(levels)}")
+    distance = (target - mean).abs()
+    return {
+        float(level): float((distance <= math.sqrt(2) * torch.erfinv(torch.tensor(float(level))) * std).float().mean())
+        for level in levels
+    }
