@@ -103,6 +103,7 @@ RULES: dict[str, Rule | OneOf] = {
     "verbose": Rule(int, 0, bools=True),
     "seed": Rule(int, 0, 2**32 - 1, optional=True),
     "on_nonfinite": OneOf(("raise", "skip")),
+    "precision": OneOf(("float32", "bf16")),
     "actor_grad": OneOf(("reinforce", "dynamics")),  # DreamerAgent's None is resolved from the action space first
     "planner": OneOf(("cem", "mppi")),
 }

@@ -8,6 +8,7 @@ loading a tampered file runs code. Here a checkpoint is JSON plus safetensors (:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import time
@@ -78,6 +79,9 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         gamma: the discount (of imagined returns, and of the stored Monte-Carlo returns).
         on_nonfinite: ``"raise"`` (a ``ValueError`` naming the loss term) or ``"skip"`` (warn, skip the step) when a
             loss is NaN or infinite; non-finite observations and rewards always raise, naming the env step.
+        precision: ``"float32"``, or ``"bf16"``: the updates' forward passes run under ``torch.autocast`` in
+            bfloat16 on the learner's device (:meth:`autocast`); acting stays in float32. On this project's AVX2 CPU
+            it does not pay (benchmarks/README.md, "Advanced world models"); on a GPU it may.
     """
 
     policy: RecurrentLatentPolicy
@@ -99,6 +103,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         gradient_steps: int,
         gamma: float,
         on_nonfinite: str = "raise",
+        precision: str = "float32",
         policy_kwargs: dict[str, Any] | None,
         stats_window_size: int,
         tensorboard_log: str | None,
@@ -136,7 +141,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         )
         if env is None:
             self.n_envs = 1  # set_env() after load() compares against it, as in SB3
-        self.on_nonfinite = on_nonfinite
+        self.on_nonfinite, self.precision = on_nonfinite, precision
         # Every argument is checked (common/arguments.py) when the model is set up, once the learner set its own.
         self.buffer_size, self.learning_starts = buffer_size, learning_starts
         self.batch_size, self.seq_len = batch_size, seq_len
@@ -192,6 +197,13 @@ class ModelBasedAlgorithm(BaseAlgorithm):
     def train(self) -> dict[str, torch.Tensor]:
         """One update (the learner's hook). Returns the loss terms (tensors), logged as means under ``train/``."""
         raise NotImplementedError
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context of the updates' forward passes: ``torch.autocast`` in bfloat16 with ``precision="bf16"``, a
+        no-op with ``"float32"``."""
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
         """Values ``(len(cut),)`` of the final observations of the episodes of envs ``cut`` that a time limit ended,

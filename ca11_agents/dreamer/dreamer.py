@@ -114,6 +114,9 @@ class DreamerAgent(ModelBasedAlgorithm):
         on_nonfinite: what a non-finite loss (world model, actor or critic) does: ``"raise"`` a ``ValueError``
             naming it, or ``"skip"`` with a warning (the whole update for the world model's, that optimizer's step
             for the actor's or the critic's).
+        precision: ``"float32"`` or ``"bf16"`` (mixed precision: the world-model loss, the imagination with the
+            actor's loss and the critic's losses run under ``torch.autocast`` in bfloat16; see
+            :meth:`~ca11_agents.common.base.ModelBasedAlgorithm.autocast`).
         policy_kwargs: network sizes, see :class:`DreamerPolicy`.
         stats_window_size: episodes averaged by the logger's rollout statistics.
         tensorboard_log: TensorBoard folder (``None``: no TensorBoard).
@@ -155,6 +158,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         mc_value_coef: float = 0.3,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
+        precision: str = "float32",
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -175,6 +179,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             gradient_steps=gradient_steps,
             gamma=gamma,
             on_nonfinite=on_nonfinite,
+            precision=precision,
             policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -274,7 +279,8 @@ class DreamerAgent(ModelBasedAlgorithm):
         policy = self.policy
         batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device)
 
-        model_loss, terms, post = policy.rssm.loss_terms(batch)
+        with self.autocast():
+            model_loss, terms, post = policy.rssm.loss_terms(batch)
         if not self._finite(model_loss, "world_model/loss"):
             return {}
         self.model_optimizer.zero_grad(set_to_none=True)
@@ -287,34 +293,36 @@ class DreamerAgent(ModelBasedAlgorithm):
             index = torch.randperm(start.deter.shape[0], device=self.device)[: self.imagination_starts]
             start = start.map(lambda x: x[index])
         step = self._actor_step_reinforce if self.actor_grad == "reinforce" else self._actor_step_dynamics
-        imagined = step(start)
+        with self.autocast():  # the actor's backward runs inside: its loss needs the graph of the imagination
+            imagined = step(start)
         if self._finite(imagined.actor_loss, "actor/loss"):
             torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
             self.actor_optimizer.step()
 
         # The critic: two-hot regression on the imagined returns, regularised towards the slow critic, plus losses on
         # the real windows: returns of finished episodes (Monte-Carlo) and DreamerV3's replay lambda-returns.
-        critic_loss = (
-            imagined.alive * policy.critic.loss(imagined.feats[:, :-1], imagined.returns, imagined.slow_values)
-        ).mean()
-        real, critic_terms = policy.rssm.features(post).detach(), {}  # the windows' features (B, T, F)
-        if self.replay_value_coef > 0.0:
-            with torch.no_grad():
-                real_returns = replay_lambda_returns(
-                    batch["rewards"],
-                    batch["terminated"],
-                    batch["is_first"],
-                    policy.critic(real),
-                    self.gamma,
-                    self.return_lambda,
-                )
-                real_slow = policy.slow_critic(real[:, :-1])
-            critic_terms["critic/replay_loss"] = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
-            critic_loss = critic_loss + self.replay_value_coef * critic_terms["critic/replay_loss"]
-        known = torch.isfinite(batch["returns"])  # NaN: the episode is still running
-        if self.mc_value_coef > 0.0 and bool(known.any()):
-            critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], batch["returns"][known]).mean()
-            critic_loss = critic_loss + self.mc_value_coef * critic_terms["critic/mc_loss"]
+        with self.autocast():
+            critic_loss = (
+                imagined.alive * policy.critic.loss(imagined.feats[:, :-1], imagined.returns, imagined.slow_values)
+            ).mean()
+            real, critic_terms = policy.rssm.features(post).detach(), {}  # the windows' features (B, T, F)
+            if self.replay_value_coef > 0.0:
+                with torch.no_grad():
+                    real_returns = replay_lambda_returns(
+                        batch["rewards"],
+                        batch["terminated"],
+                        batch["is_first"],
+                        policy.critic(real),
+                        self.gamma,
+                        self.return_lambda,
+                    )
+                    real_slow = policy.slow_critic(real[:, :-1])
+                critic_terms["critic/replay_loss"] = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
+                critic_loss = critic_loss + self.replay_value_coef * critic_terms["critic/replay_loss"]
+            known = torch.isfinite(batch["returns"])  # NaN: the episode is still running
+            if self.mc_value_coef > 0.0 and bool(known.any()):
+                critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], batch["returns"][known]).mean()
+                critic_loss = critic_loss + self.mc_value_coef * critic_terms["critic/mc_loss"]
         if self._finite(critic_loss, "critic/loss"):
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()

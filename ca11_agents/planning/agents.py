@@ -116,7 +116,8 @@ class PlanningAgent(ModelBasedAlgorithm):
         """One world-model update on ``batch_size`` replayed windows of ``seq_len`` steps."""
         assert self.replay_buffer is not None
         self.policy.set_training_mode(True)
-        loss, terms = self._model_loss(self.replay_buffer.sample(self.batch_size, self.seq_len, self.device))
+        with self.autocast():
+            loss, terms = self._model_loss(self.replay_buffer.sample(self.batch_size, self.seq_len, self.device))
         if not self._finite(loss, "world_model/loss"):
             return {}
         self.model_optimizer.zero_grad(set_to_none=True)
@@ -154,6 +155,7 @@ class WorldModelAgent(PlanningAgent):
         grad_clip: clip of the gradients' global norm.
         on_nonfinite: what a non-finite loss does: ``"raise"`` a ``ValueError`` naming it, or ``"skip"`` the
             update with a warning.
+        precision: ``"float32"`` or ``"bf16"`` (the world-model loss under ``torch.autocast`` in bfloat16).
         policy_kwargs: the world model's sizes, ensemble and dynamics kind (see :class:`WorldModelPolicy`;
             ``stochastic=False`` for deterministic members).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
@@ -181,6 +183,7 @@ class WorldModelAgent(PlanningAgent):
         uncertainty_weight: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
+        precision: str = "float32",
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -284,6 +287,7 @@ class RSSMAgent(PlanningAgent):
         grad_clip: clip of the gradients' global norm.
         on_nonfinite: what a non-finite loss does: ``"raise"`` a ``ValueError`` naming it, or ``"skip"`` the
             update with a warning.
+        precision: ``"float32"`` or ``"bf16"`` (the world-model loss under ``torch.autocast`` in bfloat16).
         policy_kwargs: the RSSM's sizes (see :class:`~ca11_agents.common.policies.RSSMLatentPolicy`).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
     """
@@ -313,6 +317,7 @@ class RSSMAgent(PlanningAgent):
         planner_kwargs: dict[str, Any] | None = None,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
+        precision: str = "float32",
         policy_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
