@@ -1,0 +1,41 @@
+"""The issue-#15 studies run end to end on tiny budgets: calibration and adaptation write their tables."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import adaptation, calibration
+
+
+def test_calibration_study_writes_its_table(tmp_path):
+    assert calibration.main(["--envs", "CA11/ContinuousPendulum-v0", "--variants", "gaussian x1,deterministic x5",
+                             "--seeds", "1", "--preset", "tiny", "--out", str(tmp_path)]) == 0  # fmt: skip
+    rows = json.loads((tmp_path / "calibration.json").read_text())
+    assert [r["variant"] for r in rows] == ["gaussian x1", "deterministic x5"]
+    assert set(rows[0]["calibration"]) == {"members", "ensemble"} and set(rows[1]["calibration"]) == {"ensemble"}
+    assert all(0.0 <= f <= 1.0 for r in rows for c in r["calibration"].values() for f in c.values())
+    table = (tmp_path / "calibration.md").read_text()
+    assert "python -m benchmarks.calibration" in table and "| gaussian x1 (seeds 1) |" in table
+    with pytest.raises(SystemExit):
+        calibration.main(["--variants", "gaussian x9", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_adaptation_study_compares_scratch_and_fine_tuned(tmp_path):
+    assert adaptation.main(["--change", "mass=1.3,length=0.9", "--seeds", "1", "--pretrain-steps", "20", "--steps",
+                            "20", "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "adaptation.json").read_text())
+    assert result["change"] == {"mass": 1.3, "length": 0.9} and result["threshold"] == -200
+    (run,) = result["runs"]
+    assert [step for step, *_ in run["scratch"]] == [step for step, *_ in run["fine_tuned"]] == [0, 10, 20]
+    assert "| fine-tuned |" in (tmp_path / "adaptation.md").read_text()
+
+
+def test_adaptation_changes_are_parsed_and_checked():
+    assert adaptation.parse_change("mass=1.3, length=0.8") == {"mass": 1.3, "length": 0.8}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        adaptation.parse_change("mass")
+    assert adaptation.steps_to([(0, -900.0, 1.0), (250, -190.0, 1.0), (500, -150.0, 1.0)], -200) == 250
+    assert adaptation.steps_to([(0, -900.0, 1.0)], -200) is None
