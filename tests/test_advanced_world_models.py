@@ -252,3 +252,23 @@ def test_bf16_mixed_precision_trains_and_is_saved(cls, tmp_path):
     assert cls.load(tmp_path / "agent.zip").precision == "bf16"
     with pytest.raises(ValueError, match="precision"):
         cls("MlpPolicy", "Pendulum-v1", precision="fp8")
+
+
+def test_a_transformer_agent_exports_to_onnx_with_the_same_actions(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from ca11_agents.deploy.onnx_export import OnnxPolicy
+
+    nets = dict(**_NETS, actor_hidden_dims=[16], critic_hidden_dims=[16], rssm_kwargs=OPTIONS["transformer"])
+    agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=40, batch_size=4, seq_len=8,
+                         policy_kwargs=nets).learn(50)  # fmt: skip
+    agent.export_onnx(tmp_path / "agent.onnx")
+    onnx = OnnxPolicy(tmp_path / "agent.onnx")
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=0)
+    ours = theirs = None
+    for step in range(12):  # past the 4-step window: the cache slides in both
+        start = np.array([step == 0])
+        action, ours = agent.predict(obs, ours, start, deterministic=True)
+        exported, theirs = onnx.predict(obs, theirs, start)
+        np.testing.assert_allclose(exported, action, atol=1e-5)
+        obs, *_ = env.step(action)
