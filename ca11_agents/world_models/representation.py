@@ -150,7 +150,9 @@ class RedundancyReduction(_DecoderFree):
 
     @staticmethod
     def cross_correlation(x: Tensor, y: Tensor) -> Tensor:
-        """``(D, D)`` cross-correlation of ``x`` and ``y`` ``(N, D)``, each standardised over the ``N`` rows."""
+        """``(D, D)`` cross-correlation of ``x`` and ``y`` ``(N, D)``, each standardised over the ``N >= 2`` rows."""
+        if x.shape[0] < 2:
+            raise ValueError(f"RedundancyReduction: needs at least 2 steps in a batch to correlate, got {x.shape[0]}")
         x = (x - x.mean(0)) / (x.std(0) + 1e-6)
         y = (y - y.mean(0)) / (y.std(0) + 1e-6)
         return x.T @ y / x.shape[0]
