@@ -52,8 +52,9 @@ def parse_change(text: str) -> dict[str, float]:
 def _evaluate(agent: Any, env_id: str, change: dict[str, float], episodes: int, seed: int) -> tuple[float, float]:
     import gymnasium as gym
     from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
 
-    env = gym.make(env_id, **change)
+    env = Monitor(gym.make(env_id, **change))  # SB3 counts episodes from the Monitor's records
     env.reset(seed=10_000 + seed)
     try:
         mean, std = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=True)
