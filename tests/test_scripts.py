@@ -99,7 +99,7 @@ def test_variant_names_are_checked_and_builtins_are_never_replaced() -> None:
 
 def test_each_ablation_variant_builds_an_agent_without_its_ingredient(ablation: ModuleType) -> None:
     variants = ablation.parse_variants("all")
-    assert [v.name for v in variants][0] == "full" and len(variants) == 9
+    assert [v.name for v in variants][0] == "full" and len(variants) == 12
     ablation.register(variants, TINY)
     agents = {}
     for variant in variants:
@@ -119,6 +119,11 @@ def test_each_ablation_variant_builds_an_agent_without_its_ingredient(ablation: 
     assert (v3.actor_grad, v3.gamma, v3.replay_value_coef, v3.mc_value_coef) == ("reinforce", 0.997, 0.3, 0.0)
     assert full.actor_grad == "dynamics" and full.replay_value_coef == 0.0 and full.mc_value_coef > 0.0
     assert agents["no_mc_value"].mc_value_coef == 0.0
+    # The advanced world models (issue #15): options of the same RSSM.
+    rssm = {name: agents[name].policy.rssm for name in ("transformer", "contrastive", "redundancy")}
+    assert type(rssm["transformer"].gru).__name__ == "TransformerCore" and rssm["transformer"].deter_dim > 16
+    assert type(rssm["contrastive"].decoder).__name__ == "ContrastiveRepresentation"
+    assert type(rssm["redundancy"].decoder).__name__ == "RedundancyReduction"
     # Removing an ingredient changes nothing else: one key of the full agent's arguments differs.
     for name in ("no_return_norm", "no_slow_critic", "no_mc_value"):
         init, reference = agents[name]._init_kwargs(), full._init_kwargs()
