@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=HelpFormatter)  # fmt: skip
     parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="a parameterised CA11 env id")
     parser.add_argument("--change", default="mass=1.3", help="the changed parameters, KEY=VALUE[,KEY=VALUE]")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list '0,1,2' ('7,' = seed 7)")
     parser.add_argument("--pretrain-steps", type=int, default=2000, help="steps on the default env first")
     parser.add_argument("--steps", type=int, default=2500, help="steps on the changed env, per arm")
     parser.add_argument("--eval-every", type=int, default=250, help="env steps between evaluations")
@@ -140,21 +140,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     args = parser.parse_args(argv)
+    from benchmarks.run import env_threshold, parse_seeds
+
     try:
-        change = parse_change(args.change)
+        change, seeds = parse_change(args.change), parse_seeds(args.seeds)
     except ValueError as exc:
         parser.error(str(exc))
     if args.eval_every < 1 or args.steps < args.eval_every:
         parser.error("--eval-every must be >= 1 and <= --steps")
     import ca11_gym  # noqa: F401  (registers the CA11 envs)
-    from benchmarks.run import env_threshold
 
     threshold = env_threshold(args.env)
     if threshold is None:
         parser.error(f"{args.env} has no threshold")
     args.out.mkdir(parents=True, exist_ok=True)
     runs = []
-    for seed in range(args.seeds):
+    for seed in seeds:
         runs.append(run_seed(args, change, seed))
         # Written after every seed: an interrupted study keeps what it measured.
         atomic_write_text(args.out / "adaptation.json", json.dumps(
