@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import HelpFormatter
+from benchmarks import HelpFormatter, command_line
 from benchmarks.report import atomic_write_text
 
 
@@ -161,8 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_text(args.out / "adaptation.json", json.dumps(
             {"env": args.env, "change": change, "threshold": threshold, "args": vars(args) | {"out": str(args.out)},
              "runs": runs}, indent=1))  # fmt: skip
-    command = "python -m benchmarks.adaptation " + " ".join(sys.argv[1:] if argv is None else argv)
-    text = report(runs, threshold, f"`{command.strip()}`")
+    command = command_line("benchmarks.adaptation", argv)
+    text = report(runs, threshold, f"`{command}`")
     atomic_write_text(args.out / "adaptation.md", text)
     print(text)
     return 0

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks import HelpFormatter
+from benchmarks import HelpFormatter, command_line
 from benchmarks.report import atomic_write_text
 
 #: The compared dynamics: name -> WorldModelConfig overrides.
@@ -92,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in range(args.seeds)
     ]
     atomic_write_text(args.out / "calibration.json", json.dumps(rows, indent=1))
-    command = "python -m benchmarks.calibration " + " ".join(sys.argv[1:] if argv is None else argv)
-    atomic_write_text(args.out / "calibration.md", f"`{command.strip()}`\n\n{table(rows)}")
+    command = command_line("benchmarks.calibration", argv)
+    atomic_write_text(args.out / "calibration.md", f"`{command}`\n\n{table(rows)}")
     print(table(rows))
     return 0
 

@@ -26,8 +26,6 @@ import datetime
 import itertools
 import json
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -37,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 
 import ca11_gym  # noqa: F401  (registers the ids)
+from benchmarks import command_line
 
 #: Number of pre-sampled actions (or batches) cycled through: enough to look random, small enough for memory.
 ACTION_POOL = 256
@@ -178,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     if args.out is not None:
         report = {
-            "command": shlex.join(["python", "-m", "benchmarks.env_speed", *(sys.argv[1:] if argv is None else argv)]),
+            "command": command_line("benchmarks.env_speed", argv),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
