@@ -8,7 +8,12 @@ in ``ca11_gym``):
 - **fine-tuned**: an agent first learns the default env for ``--pretrain-steps`` steps, is evaluated on the changed
   env (``zero-shot``), then continues learning there for ``--steps`` steps (``set_env`` and
   ``learn(reset_num_timesteps=False)``: the networks, the optimiser state and the replay, which still holds the old
-  dynamics' steps, carry over; no random warm-up after the change).
+  dynamics' steps, carry over; no random warm-up after the change);
+- **fresh-replay**: the same pre-trained agent saved and loaded onto the changed env (``DreamerAgent.load(path,
+  env=...)``, SB3's way to reuse a model elsewhere): networks and optimiser state carry over, the replay starts empty,
+  so the world model trains on the new dynamics' steps only.
+
+``--arms`` picks which of them run (all three by default; the pre-training is shared by the last two).
 
 Both are evaluated every ``--eval-every`` steps on the changed env (deterministic episodes, SB3's
 ``evaluate_policy``), and the steps to the task's threshold are counted from the change::
@@ -74,7 +79,15 @@ def learn_curve(agent: Any, steps: int, every: int, evaluate: Any) -> list[tuple
     return curve
 
 
+#: The compared arms, in report order.
+ARMS = ("scratch", "fine_tuned", "fresh_replay")
+
+
 def run_seed(args: argparse.Namespace, change: dict[str, float], seed: int) -> dict[str, Any]:
+    """Every arm of ``args.arms`` for one seed: ``{arm: curve, arm + "_wall_s": seconds, ...}`` (the pre-training's
+    seconds count towards both arms that use it)."""
+    import tempfile
+
     import gymnasium as gym
 
     import ca11_gym  # noqa: F401  (registers the CA11 envs)
@@ -84,18 +97,34 @@ def run_seed(args: argparse.Namespace, change: dict[str, float], seed: int) -> d
         return _evaluate(agent, args.env, change, args.eval_episodes, seed)
 
     out: dict[str, Any] = {"seed": seed}
-    start = time.perf_counter()
-    scratch = DreamerAgent("MlpPolicy", gym.make(args.env, **change), seed=seed, device=args.device)
-    out["scratch"] = learn_curve(scratch, args.steps, args.eval_every, evaluate)
-    out["scratch_wall_s"] = time.perf_counter() - start
+    if "scratch" in args.arms:
+        start = time.perf_counter()
+        scratch = DreamerAgent("MlpPolicy", gym.make(args.env, **change), seed=seed, device=args.device)
+        out["scratch"] = learn_curve(scratch, args.steps, args.eval_every, evaluate)
+        out["scratch_wall_s"] = time.perf_counter() - start
+    if not {"fine_tuned", "fresh_replay"} & set(args.arms):
+        return out
 
     start = time.perf_counter()
     agent = DreamerAgent("MlpPolicy", gym.make(args.env), seed=seed, device=args.device)
-    agent.learn(args.pretrain_steps)
+    with warnings.catch_warnings():  # a tiny pre-training ends before any update: the study still runs
+        warnings.filterwarnings("ignore", message=r".*before any update", category=UserWarning)
+        agent.learn(args.pretrain_steps)
+    pretrain_s = time.perf_counter() - start
     out["pretrained_on_default"] = _evaluate(agent, args.env, {}, args.eval_episodes, seed)
-    agent.set_env(gym.make(args.env, **change))
-    out["fine_tuned"] = learn_curve(agent, args.steps, args.eval_every, evaluate)
-    out["fine_tuned_wall_s"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "pretrained.zip"
+        agent.save(path)
+        if "fine_tuned" in args.arms:
+            start = time.perf_counter()
+            agent.set_env(gym.make(args.env, **change))
+            out["fine_tuned"] = learn_curve(agent, args.steps, args.eval_every, evaluate)
+            out["fine_tuned_wall_s"] = pretrain_s + time.perf_counter() - start
+        if "fresh_replay" in args.arms:
+            start = time.perf_counter()
+            fresh = DreamerAgent.load(path, env=gym.make(args.env, **change), device=args.device)
+            out["fresh_replay"] = learn_curve(fresh, args.steps, args.eval_every, evaluate)
+            out["fresh_replay_wall_s"] = pretrain_s + time.perf_counter() - start
     return out
 
 
@@ -113,7 +142,7 @@ def report(runs: Sequence[dict[str, Any]], threshold: float, header: str) -> str
     lines = [header, "", f"Threshold {threshold:g}; steps counted from the change.", "",
              "| arm | steps to threshold, per seed | median (reached) | return at the change | final return |",
              "| --- | --- | --- | --- | --- |"]  # fmt: skip
-    for arm in ("scratch", "fine_tuned"):
+    for arm in (arm for arm in ARMS if arm in runs[0]):
         hits = [steps_to(r[arm], threshold) for r in runs]
         reached = [h for h in hits if h is not None]
         median = f"{statistics.median(reached):,.0f} ({len(reached)}/{len(hits)})" if reached else f"– (0/{len(hits)})"
@@ -121,8 +150,10 @@ def report(runs: Sequence[dict[str, Any]], threshold: float, header: str) -> str
         final = [r[arm][-1][1] for r in runs]
         lines.append(f"| {arm.replace('_', '-')} | {' / '.join(fmt(h) for h in hits)} | {median} | {at_change:.1f} | "
                      f"{statistics.median(final):.1f} [{min(final):.1f}, {max(final):.1f}] |")
-    pre = [r["pretrained_on_default"][0] for r in runs]
-    lines += ["", f"The fine-tuned agents' return on the default env before the change: median {statistics.median(pre):.1f}."]
+    pre = [r["pretrained_on_default"][0] for r in runs if "pretrained_on_default" in r]
+    if pre:
+        lines += ["", f"The pre-trained agents' return on the default env before the change: median "
+                      f"{statistics.median(pre):.1f}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -132,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--env", default="CA11/ContinuousPendulum-v0", help="a parameterised CA11 env id")
     parser.add_argument("--change", default="mass=1.3", help="the changed parameters, KEY=VALUE[,KEY=VALUE]")
     parser.add_argument("--seeds", default="3", help="a count N (seeds 0..N-1) or a list '0,1,2' ('7,' = seed 7)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
     parser.add_argument("--pretrain-steps", type=int, default=2000, help="steps on the default env first")
     parser.add_argument("--steps", type=int, default=2500, help="steps on the changed env, per arm")
     parser.add_argument("--eval-every", type=int, default=250, help="env steps between evaluations")
@@ -145,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         change, seeds = parse_change(args.change), parse_seeds(args.seeds)
     except ValueError as exc:
         parser.error(str(exc))
+    args.arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    unknown = sorted(set(args.arms) - set(ARMS))
+    if unknown or not args.arms:
+        parser.error(f"--arms: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(ARMS)}")
     if args.eval_every < 1 or args.steps < args.eval_every:
         parser.error("--eval-every must be >= 1 and <= --steps")
     import ca11_gym  # noqa: F401  (registers the CA11 envs)

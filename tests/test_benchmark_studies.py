@@ -23,14 +23,27 @@ def test_calibration_study_writes_its_table(tmp_path):
 
 
 @pytest.mark.slow
-def test_adaptation_study_compares_scratch_and_fine_tuned(tmp_path):
+def test_adaptation_study_compares_scratch_fine_tuned_and_fresh_replay(tmp_path):
     assert adaptation.main(["--change", "mass=1.3,length=0.9", "--seeds", "1", "--pretrain-steps", "20", "--steps",
                             "20", "--eval-every", "10", "--eval-episodes", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
     result = json.loads((tmp_path / "adaptation.json").read_text())
     assert result["change"] == {"mass": 1.3, "length": 0.9} and result["threshold"] == -200
     (run,) = result["runs"]
-    assert [step for step, *_ in run["scratch"]] == [step for step, *_ in run["fine_tuned"]] == [0, 10, 20]
-    assert "| fine-tuned |" in (tmp_path / "adaptation.md").read_text()
+    steps = [[step for step, *_ in run[arm]] for arm in adaptation.ARMS]
+    assert steps == [[0, 10, 20]] * 3
+    # Both pre-trained arms start from the same saved networks: the same zero-shot evaluation.
+    assert run["fine_tuned"][0] == run["fresh_replay"][0]
+    text = (tmp_path / "adaptation.md").read_text()
+    assert "| fine-tuned |" in text and "| fresh-replay |" in text
+
+
+def test_adaptation_arms_are_chosen_and_checked(tmp_path):
+    assert adaptation.main(["--arms", "scratch", "--seeds", "1", "--steps", "10", "--eval-every", "10",
+                            "--eval-episodes", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
+    (run,) = json.loads((tmp_path / "adaptation.json").read_text())["runs"]
+    assert set(run) == {"seed", "scratch", "scratch_wall_s"}
+    with pytest.raises(SystemExit):
+        adaptation.main(["--arms", "scratch,warm", "--out", str(tmp_path)])
 
 
 def test_adaptation_changes_are_parsed_and_checked():
