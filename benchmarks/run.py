@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import HelpFormatter
-from benchmarks.algos import ALGOS, AlgoSpec, EvalClock, Evaluation, RunConfig, get_algo, policy_for, train
+from benchmarks.adapters import EvalClock, Evaluation, RunConfig, policy_for, train
+from benchmarks.algos import ALGOS, AlgoSpec, get_algo
 from benchmarks.report import atomic_write_text, finished_runs, read_json, rebuild_results, rows_to_csv
 
 

@@ -6,7 +6,7 @@ executed by Ray Tune. Needs the ``sweeps`` extra: ``pip install ".[sweeps]"`` (O
     ca11 sweep --algo world_model_agent --env CA11/ContinuousCartPole-v0 --steps 1000 --out outputs/s
 
 Each trial trains the learner with one sampled configuration (:data:`SEARCH_SPACES`) on every seed, through the
-benchmark's training adapter and evaluation protocol (:func:`benchmarks.algos.train`: deterministic episodes on an
+benchmark's training adapter and evaluation protocol (:func:`benchmarks.adapters.train`: deterministic episodes on an
 env seeded ``seed + 10000``, at step 0, every ``--eval-every`` steps and at the end). The objective, maximised:
 
 * ``auc`` (default): the mean evaluation return over all evaluations after step 0 (the area under the learning curve
@@ -51,15 +51,8 @@ except ModuleNotFoundError as err:  # not in the core install
     raise ModuleNotFoundError(f'{err}: ca11 sweep needs the sweeps extra, pip install ".[sweeps]"') from err
 
 from benchmarks import HelpFormatter, run
-from benchmarks.algos import (
-    AlgoSpec,
-    EvalClock,
-    Evaluation,
-    RunConfig,
-    merge_hyperparams,
-    train,
-    variant_spec,
-)
+from benchmarks.adapters import EvalClock, Evaluation, RunConfig, train
+from benchmarks.algos import AlgoSpec, merge_hyperparams, variant_spec
 from benchmarks.report import atomic_write_text
 
 #: What is searched, around DreamerAgent's defaults (in brackets): the knobs of sample efficiency (learning rates,

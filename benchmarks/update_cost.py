@@ -32,7 +32,8 @@ import torch
 
 import benchmarks.envs  # noqa: F401  (registers CA11/PixelPendulum-v0)
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
-from benchmarks.algos import get_algo, policy_for
+from benchmarks.adapters import policy_for
+from benchmarks.algos import get_algo
 
 
 def parse_variant(text: str) -> tuple[str, dict]:

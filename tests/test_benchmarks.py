@@ -17,16 +17,8 @@ import pytest
 import torch
 
 from benchmarks import report, run
-from benchmarks.algos import (
-    ALGOS,
-    AlgorithmUnavailableError,
-    AlgoSpec,
-    Hyperparams,
-    choose_policy,
-    get_algo,
-    policy_for,
-    sb3_kwargs,
-)
+from benchmarks.adapters import choose_policy, policy_for, sb3_kwargs
+from benchmarks.algos import ALGOS, AlgorithmUnavailableError, AlgoSpec, Hyperparams, get_algo
 
 ENV_ID = "CA11/ContinuousPendulum-v0"
 COLUMNS = ["algo", "env", "seed", "env_steps", "eval_return_mean", "eval_return_std", "wall_s", "device"]
@@ -295,7 +287,8 @@ def test_planning_skips_learners_that_cannot_act_or_see(tmp_path: Path, capsys: 
     ],
 )
 def test_tiny_ppo_runs_on_the_new_envs(env_id: str, overrides: dict[str, int]) -> None:
-    from benchmarks.algos import EvalClock, RunConfig, train, variant_spec
+    from benchmarks.adapters import EvalClock, RunConfig, train
+    from benchmarks.algos import variant_spec
 
     run.import_env_packages()
     spec = variant_spec("ppo-tiny", "sb3_ppo", overrides)

@@ -30,7 +30,7 @@ from ca11_agents.experiments.config import Config, ConfigError, check_device, ch
 #: Constructor arguments a run sets itself (from :class:`TrainConfig` and :class:`EnvConfig`), not hyperparameters.
 RUN_LEVEL_ARGS = frozenset({"self", "policy", "env", "tensorboard_log", "verbose", "seed", "device",
                             "_init_setup_model"})  # fmt: skip
-#: rl-baselines3-zoo's keys that are not constructor arguments (see :func:`benchmarks.algos.sb3_kwargs`).
+#: rl-baselines3-zoo's keys that are not constructor arguments (see :func:`benchmarks.adapters.sb3_kwargs`).
 ZOO_KEYS = frozenset({"n_envs", "policy", "normalize", "noise_type", "noise_std", "n_timesteps"})
 #: The zoo keys ca11 learners take (they normalise nothing and explore by their own actor).
 CA11_ZOO_KEYS = frozenset({"n_envs", "policy"})

@@ -99,7 +99,7 @@ def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None,
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from benchmarks.algos import EVAL_SEED_OFFSET
+    from benchmarks.adapters import EVAL_SEED_OFFSET
     from benchmarks.run import import_env_packages
 
     import_env_packages()
@@ -259,7 +259,8 @@ def train_run(config: RunConfig, out: str | os.PathLike, resume: bool = False) -
     Whatever stops training (Ctrl-C, an error) saves last.zip and the replay first."""
     from stable_baselines3.common.vec_env import VecTransposeImage
 
-    from benchmarks.algos import choose_policy, get_algo, sb3_kwargs
+    from benchmarks.adapters import choose_policy, sb3_kwargs
+    from benchmarks.algos import get_algo
 
     out = Path(out)
     algo = resolve_algo_name(config.algo)
@@ -345,7 +346,8 @@ def _train_procedural(spec: Any, config: RunConfig, out: Path, hyperparams: dict
     TensorBoard, no checkpoint. The adapter makes its own single env from ``env.id``, on the CPU or CUDA."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from benchmarks.algos import EvalClock, RunConfig as AdapterConfig, train, variant_spec
+    from benchmarks.adapters import EvalClock, RunConfig as AdapterConfig, train
+    from benchmarks.algos import variant_spec
     from benchmarks.run import resolve_device
 
     ignored = [name for name, value in (("env.kwargs", config.env.kwargs), ("env.n_envs", config.env.n_envs),
