@@ -9,13 +9,14 @@ in ``ca11_gym``):
   env (``zero-shot``), then continues learning there for ``--steps`` steps (``set_env`` and
   ``learn(reset_num_timesteps=False)``: the networks, the optimiser state and the replay, which still holds the old
   dynamics' steps, carry over; no random warm-up after the change);
-- **fresh-replay**: the same pre-trained agent saved and loaded onto the changed env (``DreamerAgent.load(path,
-  env=...)``, SB3's way to reuse a model elsewhere): networks and optimiser state carry over, the replay starts empty,
-  so the world model trains on the new dynamics' steps only.
+- **fresh-replay**: the same pre-trained agent saved and loaded onto the changed env and trained as SB3's defaults
+  do (``DreamerAgent.load(path, env=...)``, then ``learn`` with ``reset_num_timesteps=True``): networks and optimiser
+  state carry over, the replay starts empty and the step count at 0, so the agent collects ``learning_starts`` random
+  steps before its first update, as a new agent does, and its world model trains on the new dynamics' steps only.
 
 ``--arms`` picks which of them run (all three by default; the pre-training is shared by the last two).
 
-Both are evaluated every ``--eval-every`` steps on the changed env (deterministic episodes, SB3's
+Every arm is evaluated every ``--eval-every`` steps on the changed env (deterministic episodes, SB3's
 ``evaluate_policy``), and the steps to the task's threshold are counted from the change::
 
     python -m benchmarks.adaptation --env CA11/ContinuousPendulum-v0 --change mass=1.3 --seeds 3 \\
@@ -67,14 +68,17 @@ def _evaluate(agent: Any, env_id: str, change: dict[str, float], episodes: int, 
     return float(mean), float(std)
 
 
-def learn_curve(agent: Any, steps: int, every: int, evaluate: Any) -> list[tuple[int, float, float]]:
+def learn_curve(
+    agent: Any, steps: int, every: int, evaluate: Any, restart: bool = False
+) -> list[tuple[int, float, float]]:
     """``agent.learn`` for ``steps`` more steps, evaluated (``evaluate(agent) -> (mean, std)``) every ``every`` steps
-    counted from now: ``[(steps, mean, std), ...]`` starting with the evaluation at 0."""
+    counted from now: ``[(steps, mean, std), ...]`` starting with the evaluation at 0. ``restart``: the first chunk
+    resets the step count (SB3's ``reset_num_timesteps=True``: random warm-up again), the others continue it."""
     curve = [(0, *evaluate(agent))]
     for done in range(every, steps + 1, every):
         with warnings.catch_warnings():  # "ends before any update": expected for the chunks before learning_starts
             warnings.filterwarnings("ignore", message=r".*before any update", category=UserWarning)
-            agent.learn(every, reset_num_timesteps=False)
+            agent.learn(every, reset_num_timesteps=restart and done == every)
         curve.append((done, *evaluate(agent)))
     return curve
 
@@ -123,7 +127,7 @@ def run_seed(args: argparse.Namespace, change: dict[str, float], seed: int) -> d
         if "fresh_replay" in args.arms:
             start = time.perf_counter()
             fresh = DreamerAgent.load(path, env=gym.make(args.env, **change), device=args.device)
-            out["fresh_replay"] = learn_curve(fresh, args.steps, args.eval_every, evaluate)
+            out["fresh_replay"] = learn_curve(fresh, args.steps, args.eval_every, evaluate, restart=True)
             out["fresh_replay_wall_s"] = pretrain_s + time.perf_counter() - start
     return out
 

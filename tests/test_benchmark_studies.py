@@ -37,6 +37,21 @@ def test_adaptation_study_compares_scratch_fine_tuned_and_fresh_replay(tmp_path)
     assert "| fine-tuned |" in text and "| fresh-replay |" in text
 
 
+def test_learn_curve_restarts_the_step_count_only_when_asked():
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def learn(self, steps, reset_num_timesteps):
+            self.calls.append((steps, reset_num_timesteps))
+
+    for restart, first in ((False, False), (True, True)):
+        agent = Recorder()
+        curve = adaptation.learn_curve(agent, 30, 10, lambda a: (-1.0, 0.0), restart=restart)
+        assert [step for step, *_ in curve] == [0, 10, 20, 30]
+        assert agent.calls == [(10, first), (10, False), (10, False)]
+
+
 def test_adaptation_arms_are_chosen_and_checked(tmp_path):
     assert adaptation.main(["--arms", "scratch", "--seeds", "1", "--steps", "10", "--eval-every", "10",
                             "--eval-episodes", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
