@@ -95,7 +95,10 @@ def world_model_calibration(
     """Calibration of the latent dynamics' predicted uncertainty on held-out transitions.
 
     The targets are the encoder's latents of the next observations (what the dynamics are trained to predict);
-    see :meth:`~ca11_agents.world_models.dynamics.LatentDynamicsModel.calibration`.
+    see :meth:`~ca11_agents.world_models.dynamics.LatentDynamicsModel.calibration`. Both the inputs and the targets
+    are the encoder's means, as a planner reads the model; training feeds the dynamics sampled latents, so the
+    members' predicted spread also covers the encoder's sampling noise, which these inputs do not have (coverage
+    here errs towards too wide, not too narrow).
 
     Returns:
         ``{"members" | "ensemble": {"68": fraction, "95": fraction}}``: the fraction of target latent entries inside

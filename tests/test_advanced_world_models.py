@@ -14,6 +14,7 @@ from torch import nn
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
 from ca11_agents import DreamerAgent, RSSMAgent
+from ca11_agents.common.distributions import TwoHotSymlog, sample_one_hot, unimix_probs
 from ca11_agents.world_models import (
     ContrastiveRepresentation,
     LatentDynamicsModel,
@@ -121,6 +122,21 @@ def test_the_contrastive_loss_is_lowest_for_matched_pairs():
     shuffled = module.info_nce(embed.roll(1, 0), embed)
     assert matched.shape == (4,) and bool((matched < shuffled).all())
     assert float(matched.mean()) < 0.05  # nearly certain of the right partner among real negatives
+
+
+def test_steps_that_start_an_episode_are_negatives_only_in_the_contrastive_loss():
+    space = gym.spaces.Box(-1, 1, (4,), np.float32)
+    parts = dict(units=8, layers=1, symlog_obs=True, cnn_depth=4)
+    module = ContrastiveRepresentation(space, 4, 4, 4, parts, probe_fraction=0.0)
+    module.query, module.key = nn.Identity(), nn.Identity()
+    embed = torch.eye(4).reshape(2, 2, 4) + 0.1
+    h = embed.roll(1, 0)  # every prediction wrong: each step's loss is positive
+    is_first = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    loss = module.loss(h, None, embed, is_first)
+    assert loss.shape == (2, 2) and float(loss[0, 0]) == float(loss[1, 1]) == 0.0
+    # The other steps are scored against all four embeddings, the window starts' included.
+    full = module.info_nce(h.reshape(4, 4), embed.reshape(4, 4)).reshape(2, 2)
+    assert torch.equal(loss[0, 1], full[0, 1]) and torch.equal(loss[1, 0], full[1, 0]) and float(full[0, 0]) > 0.0
 
 
 def test_the_redundancy_loss_vanishes_for_decorrelated_identical_views():
@@ -238,6 +254,46 @@ def test_the_vector_twins_follow_the_changed_physics():
 def test_out_of_range_physics_are_named(env_id, kwargs, name):
     with pytest.raises(ValueError, match=name):
         gym.make(env_id, **kwargs)
+
+
+def test_decoded_values_and_probabilities_keep_float32_under_bf16_autocast():
+    twohot = TwoHotSymlog()
+    target = torch.tensor([-297.8, -296.7, -295.6, -294.5, -293.4])
+    logits = torch.log(twohot.encode(target) + 1e-6)  # two-hot predictions of returns a unit apart
+    reference = twohot.mean(logits)
+    assert torch.allclose(reference, target, atol=1.0)
+    layer = nn.Linear(twohot.bins, twohot.bins)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(twohot.bins))
+        layer.bias.zero_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        head = layer(logits)  # a network's output: bfloat16 under autocast
+        assert head.dtype == torch.bfloat16
+        decoded = twohot.mean(head)
+        probs = unimix_probs(head[:, :8], 0.01)
+        one_hot = sample_one_hot(probs)
+    assert decoded.dtype == probs.dtype == torch.float32
+    # bf16 logits round, but the decoding itself no longer does (it was off by up to 8 and not monotone).
+    assert torch.allclose(decoded, reference, atol=0.5) and bool((decoded.diff() > 0.5).all())
+    assert set(one_hot.detach().unique().tolist()) <= {0.0, 1.0}
+
+
+def test_bf16_imagined_returns_are_float32(monkeypatch):
+    import ca11_agents.dreamer.imagination as imagination
+
+    seen = []
+    original = imagination.lambda_returns
+
+    def recording(rewards, continues, values, gamma, lam):
+        seen.append({rewards.dtype, continues.dtype, values.dtype})
+        return original(rewards, continues, values, gamma, lam)
+
+    monkeypatch.setattr(imagination, "lambda_returns", recording)
+    agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=40, batch_size=4, seq_len=8,
+                         imagination_horizon=3, imagination_starts=8, policy_kwargs=_NETS, precision="bf16")  # fmt: skip
+    agent.learn(44)
+    agent.train()
+    assert seen and all(dtypes == {torch.float32} for dtypes in seen)
 
 
 @pytest.mark.parametrize("cls", [DreamerAgent, RSSMAgent])

@@ -73,3 +73,26 @@ def test_registration_and_name() -> None:
     assert env.observation_space == gym.make("Pendulum-v1").observation_space
     envs = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point", g=9.81)
     assert (envs.unwrapped.max_episode_steps, envs.unwrapped.g) == (200, 9.81)
+
+
+def test_frames_draw_the_rod_at_its_length() -> None:
+    """A rod of changed length is drawn at that length, its tip in the picture; the default rod as before."""
+
+    def frame(**physics: float) -> np.ndarray:
+        env = gym.make(ENV_ID, render_mode="rgb_array", **physics)
+        env.reset(seed=0)
+        env.unwrapped.state = np.array([0.0, 0.0])  # upright: the rod points to the top edge
+        image = env.render()
+        env.close()
+        return image
+
+    def reach(image: np.ndarray) -> float:
+        """How far the rod's tip is above the pivot (the frame's centre), as a fraction of half the frame."""
+        rows = np.flatnonzero(((image[..., 0] > 150) & (image[..., 1] < 120)).any(1))
+        return (image.shape[0] / 2 - rows[0]) / (image.shape[0] / 2)
+
+    default = frame()
+    np.testing.assert_array_equal(default, frame(length=1.0))
+    short, long = reach(frame(length=0.5)), reach(frame(length=3.0))
+    assert short < 0.75 * reach(default) and 0.0 < short
+    assert reach(default) < long < 1.0  # zoomed out: a 3 m rod still ends inside the picture

@@ -389,6 +389,9 @@ def test_headers_and_configs_that_would_cost_minutes_are_refused_at_once(saved, 
                                                                            "data_offsets": [0, 4]}}),  # fmt: skip
         "deep.zip": lambda: _rewrite(saved, tmp_path / "deep.zip", config=lambda h: h["config"]["init_kwargs"][
             "policy_kwargs"].update(actor_hidden_dims=[1] * 100_000)),  # fmt: skip
+        # Nested options are bounded too: a transformer core's context sizes every env's carried state.
+        "context.zip": lambda: _rewrite(saved, tmp_path / "context.zip", config=lambda h: h["config"]["init_kwargs"][
+            "policy_kwargs"].update(rssm_kwargs={"core": "transformer", "core_kwargs": {"context": 60_000}})),
     }
     for name, make in cases.items():
         path = make()

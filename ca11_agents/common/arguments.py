@@ -113,22 +113,29 @@ RULES: dict[str, Rule | OneOf] = {
 #: weights are compared, and even there a million layers take minutes): list lengths, integers, and counts.
 MAX_LIST = 64
 MAX_INT = 1 << 16
-MAX_COUNTS = {"ensemble_size": 256, "layers": 64}
+MAX_COUNTS = {"ensemble_size": 256, "layers": 64, "context": 4096}
 
 
-def check_sizes(learner: str, policy_kwargs: Any) -> None:
+def check_sizes(learner: str, policy_kwargs: Any, where: str = "policy_kwargs") -> None:
     """Refuse network sizes in a checkpoint's ``policy_kwargs`` beyond :data:`MAX_LIST`, :data:`MAX_INT` and
-    :data:`MAX_COUNTS` (a ``ValueError`` naming the entry); a user's own constructor call is not limited."""
+    :data:`MAX_COUNTS` (a ``ValueError`` naming the entry), nested dicts included (``rssm_kwargs`` holds
+    ``core_kwargs``); a user's own constructor call is not limited."""
     if not isinstance(policy_kwargs, dict):
-        raise ValueError(f"{learner}: policy_kwargs must be a JSON object, got {type(policy_kwargs).__name__}")
+        raise ValueError(f"{learner}: {where} must be a JSON object, got {type(policy_kwargs).__name__}")
     for name, value in policy_kwargs.items():
+        entry = f"{where}[{name!r}]"
+        if isinstance(value, dict):
+            if where.count("[") >= 3:
+                raise ValueError(f"{learner}: {entry} is nested too deeply")
+            check_sizes(learner, value, entry)
+            continue
         values = value if isinstance(value, (list, tuple)) else [value]
         if len(values) > MAX_LIST:
-            raise ValueError(f"{learner}: policy_kwargs[{name!r}] has {len(values)} entries (at most {MAX_LIST})")
+            raise ValueError(f"{learner}: {entry} has {len(values)} entries (at most {MAX_LIST})")
         limit = MAX_COUNTS.get(name, MAX_INT)
         for v in values:
             if isinstance(v, numbers.Real) and not isinstance(v, bool) and abs(v) > limit:
-                raise ValueError(f"{learner}: policy_kwargs[{name!r}] = {v!r} is beyond {limit}")
+                raise ValueError(f"{learner}: {entry} = {v!r} is beyond {limit}")
 
 
 def validate(learner: str, arguments: dict[str, Any]) -> dict[str, Any]:

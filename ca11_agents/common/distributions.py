@@ -7,14 +7,44 @@
 - Categorical latents with *unimix* (1% uniform mixed into every categorical, paper sec. "Robustness") and
   straight-through gradients, and their KL divergence.
 - Diagonal Gaussian latents, for the ``latent="gaussian"`` option of the RSSM.
+
+Every function here runs in float32 whatever the caller's precision (:func:`float32_math`): under ``precision="bf16"``
+only the networks' matrix products run in bfloat16, as mixed precision intends, while probabilities, decoded values,
+returns and KL terms keep float32's resolution (bfloat16 has 8 bits of mantissa: a value of -295 decoded in it is
+off by up to 8).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+_F = TypeVar("_F", bound=Callable)
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def float32_math(fn: _F) -> _F:
+    """Decorate ``fn`` to run in float32 under ``torch.autocast``: its low-precision tensor arguments are cast up and
+    autocast is switched off inside. Outside autocast, with float32 arguments, ``fn`` runs as it is. The first
+    tensor argument comes first (or second, after ``self``) and tells the device."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # noqa: ANN202
+        # The common case (float32 training) costs one type check and one autocast query: a few calls per RSSM step.
+        first = args[0] if isinstance(args[0], Tensor) else args[1]
+        device = first.device.type
+        if first.dtype not in _LOW_PRECISION and not torch.is_autocast_enabled(device):
+            return fn(*args, **kwargs)
+        args = tuple(a.float() if isinstance(a, Tensor) and a.dtype in _LOW_PRECISION else a for a in args)
+        with torch.autocast(device, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def symlog(x: Tensor) -> Tensor:
@@ -62,11 +92,13 @@ class TwoHotSymlog(nn.Module):
         target.scatter_add_(-1, upper.unsqueeze(-1), w_hi.unsqueeze(-1))
         return target
 
+    @float32_math
     def mean(self, logits: Tensor) -> Tensor:
         """Decode logits ``(..., bins)`` into values ``(...)``."""
         probs = F.softmax(logits, dim=-1)
         return symexp(probs @ self.buckets.to(probs.dtype))  # one matmul: 4x faster than multiply-and-sum
 
+    @float32_math
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         """Cross-entropy ``(...)`` between the prediction and the two-hot encoding of ``target``.
 
@@ -92,6 +124,7 @@ def softmax(logits: Tensor) -> Tensor:
     return exp / exp.sum(-1, keepdim=True)
 
 
+@float32_math
 def unimix_probs(logits: Tensor, unimix: float) -> Tensor:
     """Softmax over the last axis, mixed with ``unimix`` of the uniform distribution (keeps every class possible, so
     KL terms and log-probabilities stay finite)."""
@@ -101,6 +134,7 @@ def unimix_probs(logits: Tensor, unimix: float) -> Tensor:
     return probs
 
 
+@float32_math
 def sample_one_hot(probs: Tensor, deterministic: bool = False) -> Tensor:
     """A one-hot sample ``(..., C)`` from ``probs`` with straight-through gradients (Bengio et al., 2013)."""
     if deterministic:
@@ -112,17 +146,20 @@ def sample_one_hot(probs: Tensor, deterministic: bool = False) -> Tensor:
     return one_hot + probs - probs.detach()
 
 
+@float32_math
 def categorical_kl(p_probs: Tensor, q_probs: Tensor) -> Tensor:
     """``KL(p || q)`` between categoricals over the last axis, summed over the second-to-last (latent groups)."""
     return (p_probs * (torch.log(p_probs) - torch.log(q_probs))).sum((-1, -2))
 
 
+@float32_math
 def gaussian_params(raw: Tensor, min_std: float = 0.1) -> tuple[Tensor, Tensor]:
     """Split a head's output ``(..., 2D)`` into a mean and a positive standard deviation ``(..., D)``."""
     mean, std = raw.chunk(2, dim=-1)
     return mean, 2.0 * torch.sigmoid(std / 2.0) + min_std
 
 
+@float32_math
 def gaussian_kl(p_raw: Tensor, q_raw: Tensor) -> Tensor:
     """``KL(p || q)`` between diagonal Gaussians given as raw head outputs, summed over the last axis."""
     pm, ps = gaussian_params(p_raw)
@@ -130,6 +167,7 @@ def gaussian_kl(p_raw: Tensor, q_raw: Tensor) -> Tensor:
     return (torch.log(qs / ps) + (ps**2 + (pm - qm) ** 2) / (2.0 * qs**2) - 0.5).sum(-1)
 
 
+@float32_math
 def bernoulli_nll(logits: Tensor, target: Tensor) -> Tensor:
     """Negative log-likelihood of binary ``target`` under Bernoulli ``logits`` (elementwise)."""
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none")

@@ -42,7 +42,7 @@ class LatentActor(nn.Module):
         self.net = mlp(latent_dim, 2 * action_dim, hidden_dims)
 
     def _params(self, features: Tensor) -> tuple[Tensor, Tensor]:
-        mean, std = self.net(features).chunk(2, -1)
+        mean, std = self.net(features).float().chunk(2, -1)  # float32 maths under bf16 autocast
         std = self.min_std + (self.max_std - self.min_std) * torch.sigmoid(std + 2.0)
         return mean, std
 
@@ -119,7 +119,7 @@ class CategoricalLatentActor(nn.Module):
 
     def _probs(self, features: Tensor) -> list[Tensor]:
         """Per block, the probabilities ``(..., n)`` (softmax mixed with the uniform)."""
-        blocks = self.net(features).split(self.nvec, -1)
+        blocks = self.net(features).float().split(self.nvec, -1)  # float32 maths under bf16 autocast
         return [(1.0 - self.unimix) * softmax(b) + self.unimix / b.shape[-1] for b in blocks]
 
     @staticmethod

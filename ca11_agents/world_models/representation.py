@@ -1,6 +1,6 @@
 """Representation losses of the RSSM: what shapes the latent besides the reward, continue and KL terms.
 
-The RSSM's ``decoder`` slot takes any module with ``loss(features, obs[, embed]) -> (...)`` and
+The RSSM's ``decoder`` slot takes any module with ``loss(features, obs[, embed, is_first]) -> (...)`` and
 ``forward(features) -> observation``. :func:`build_representation` builds one by name:
 
 ``"reconstruction"`` (the default: DreamerV3)
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from ca11_agents.common.distributions import float32_math
 from ca11_agents.common.nets import mlp
 from ca11_agents.world_models.encoders import build_decoder
 
@@ -65,6 +66,12 @@ class _DecoderFree(nn.Module):
         rows = max(1, round(self.probe_fraction * features.shape[0]))
         part = obs[:rows] if not isinstance(obs, dict) else {k: v[:rows] for k, v in obs.items()}
         return self.probe.loss(features[:rows].detach(), part).mean()
+
+
+@float32_math
+def _cosine_logits(query: Tensor, key: Tensor, temperature: float) -> Tensor:
+    """``(N, N)`` cosine similarities of ``query`` and ``key`` ``(N, D)`` divided by ``temperature``, in float32."""
+    return F.normalize(query, dim=-1) @ F.normalize(key, dim=-1).T / temperature
 
 
 class ContrastiveRepresentation(_DecoderFree):
@@ -103,20 +110,26 @@ class ContrastiveRepresentation(_DecoderFree):
     def logits(self, predicted: Tensor, embed: Tensor) -> Tensor:
         """``(N, N)`` similarities of every prediction ``(N, hidden_dim)`` with every embedding ``(N, embed_dim)``;
         the diagonal holds the matched pairs."""
-        query = F.normalize(self.query(predicted), dim=-1)
-        key = F.normalize(self.key(embed), dim=-1)
-        return query @ key.T / self.temperature
+        return _cosine_logits(self.query(predicted), self.key(embed), self.temperature)
 
-    def info_nce(self, predicted: Tensor, embed: Tensor) -> Tensor:
-        """Per-pair InfoNCE loss ``(N,)``: cross-entropy of picking each prediction's own embedding among all."""
+    def info_nce(self, predicted: Tensor, embed: Tensor, anchors: Tensor | None = None) -> Tensor:
+        """Per-pair InfoNCE loss ``(N,)``: cross-entropy of picking each prediction's own embedding among all.
+
+        ``anchors`` ``(N,)`` (bool): the predictions that are scored (others count 0); every embedding stays a
+        negative for the others."""
         logits = self.logits(predicted, embed)
-        return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device), reduction="none")
+        nce = F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device), reduction="none")
+        return nce if anchors is None else nce * anchors
 
-    def loss(self, features: Tensor, obs: Any, embed: Tensor) -> Tensor:
-        """Per-step loss ``(B, T)``: InfoNCE of ``h_t`` against the embedding of ``o_t``, plus the probe's loss."""
+    def loss(self, features: Tensor, obs: Any, embed: Tensor, is_first: Tensor | None = None) -> Tensor:
+        """Per-step loss ``(B, T)``: InfoNCE of ``h_t`` against the embedding of ``o_t``, plus the probe's loss.
+
+        Steps that start an episode or a window (``is_first``) are negatives only: their ``h`` is the initial state,
+        the same for every such step, so it cannot tell their observations apart."""
         lead = features.shape[:-1]
+        anchors = None if is_first is None else (is_first.reshape(-1) == 0)
         nce = self.info_nce(features[..., : self.hidden_dim].reshape(-1, self.hidden_dim),
-                            embed.reshape(-1, embed.shape[-1]))  # fmt: skip
+                            embed.reshape(-1, embed.shape[-1]), anchors)  # fmt: skip
         return nce.reshape(lead) + self.probe_loss(features, obs)
 
 
@@ -149,16 +162,19 @@ class RedundancyReduction(_DecoderFree):
         self.projector = mlp(feature_dim, embed_dim, [parts["units"]])
 
     @staticmethod
+    @float32_math
     def cross_correlation(x: Tensor, y: Tensor) -> Tensor:
-        """``(D, D)`` cross-correlation of ``x`` and ``y`` ``(N, D)``, each standardised over the ``N >= 2`` rows."""
+        """``(D, D)`` cross-correlation of ``x`` and ``y`` ``(N, D)``, each standardised over the ``N >= 2`` rows
+        (population statistics, so that a perfectly correlated pair gives exactly 1)."""
         if x.shape[0] < 2:
             raise ValueError(f"RedundancyReduction: needs at least 2 steps in a batch to correlate, got {x.shape[0]}")
-        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
-        y = (y - y.mean(0)) / (y.std(0) + 1e-6)
+        x = (x - x.mean(0)) / (x.std(0, unbiased=False) + 1e-6)
+        y = (y - y.mean(0)) / (y.std(0, unbiased=False) + 1e-6)
         return x.T @ y / x.shape[0]
 
-    def loss(self, features: Tensor, obs: Any, embed: Tensor) -> Tensor:
-        """The batch's redundancy-reduction loss (a scalar, the same for every step) plus the probe's loss."""
+    def loss(self, features: Tensor, obs: Any, embed: Tensor, is_first: Tensor | None = None) -> Tensor:  # noqa: ARG002
+        """The batch's redundancy-reduction loss (a scalar, the same for every step) plus the probe's loss
+        (``is_first`` is accepted for one signature with :class:`ContrastiveRepresentation`; every step counts)."""
         corr = self.cross_correlation(
             self.projector(features.reshape(-1, features.shape[-1])), embed.reshape(-1, embed.shape[-1]).detach()
         )

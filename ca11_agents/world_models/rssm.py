@@ -333,7 +333,7 @@ class RecurrentStateSpaceModel(nn.Module):
 
     def cont(self, features: Tensor, actions: Tensor) -> Tensor:
         """Probability ``(...)`` that the episode goes on after taking ``actions`` in these states."""
-        return torch.sigmoid(self.cont_head(torch.cat([features, actions], -1)).squeeze(-1))
+        return torch.sigmoid(self.cont_head(torch.cat([features, actions], -1)).squeeze(-1).float())
 
     def kl(self, post_logits: Tensor, prior_logits: Tensor) -> tuple[Tensor, Tensor]:
         """``(KL(sg(post) || prior), KL(post || sg(prior)))`` per state, for :func:`kl_balanced`."""
@@ -365,7 +365,7 @@ class RecurrentStateSpaceModel(nn.Module):
         post, prior = self.observe(obs, actions, is_first, embeds=embeds)
         feats = self.features(post)
         if getattr(self.decoder, "needs_embed", False):
-            recon = self.decoder.loss(feats, obs, embeds)
+            recon = self.decoder.loss(feats, obs, embeds, is_first)
         else:
             recon = self.decoder.loss(feats, obs)
         head_in = torch.cat([feats, actions], -1)

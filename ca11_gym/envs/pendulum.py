@@ -205,7 +205,7 @@ class ContinuousPendulum(RendererOwner, Env[np.ndarray, np.ndarray]):
         if not self._started:
             raise RuntimeError(f"{self.name}: call reset() before render()")
         renderer = self._get_renderer(_SCREEN_DIM, _SCREEN_DIM)
-        draw_pendulum(renderer, self._theta, self.last_u)
+        draw_pendulum(renderer, self._theta, self.last_u, self.length)
         return renderer.present()
 
     def close(self) -> None:
@@ -340,7 +340,7 @@ class ContinuousPendulumVectorEnv(RendererOwner, VectorEnv[np.ndarray, np.ndarra
         renderer = self._get_renderer(_SCREEN_DIM, _SCREEN_DIM)
         frames = []
         for i in range(min(self.num_envs, self.num_rendered_envs)):
-            draw_pendulum(renderer, float(self.theta[i]), float(self.last_u[i]))
+            draw_pendulum(renderer, float(self.theta[i]), float(self.last_u[i]), self.length)
             frames.append(renderer.present())
         return tuple(frames)
 
@@ -354,18 +354,21 @@ def angle_normalize(x: Any) -> Any:
     return ((x + np.pi) % (2 * np.pi)) - np.pi
 
 
-def draw_pendulum(renderer: PygameRenderer, theta: float, torque: float | None) -> None:
+def draw_pendulum(renderer: PygameRenderer, theta: float, torque: float | None, length: float = LENGTH) -> None:
     """Draw Pendulum-v1's picture of angle ``theta`` on ``renderer``'s canvas, with an arc arrow around the pivot
-    whose direction and sweep show ``torque`` (N m; ``None`` before the first step) and a label with its value."""
+    whose direction and sweep show ``torque`` (N m; ``None`` before the first step) and a label with its value.
+
+    The rod is drawn ``length`` long; the view spans Pendulum-v1's 2.2 m around the pivot, widened for rods longer
+    than 1 m so that their tip stays in the picture (the default rod's frames are Pendulum-v1's)."""
     pygame = renderer.pygame
     from pygame import gfxdraw
 
     canvas = renderer.canvas()
     dim = renderer.width
-    scale = dim / (2.2 * 2)
+    scale = dim / (max(2.2, length + 1.2) * 2)
     centre = dim // 2
     centre_y = dim - 1 - centre  # Gymnasium draws y-up around (centre, centre), then flips row y to dim - 1 - y
-    rod_length, rod_width = 1.0 * scale, 0.2 * scale
+    rod_length, rod_width = length * scale, 0.2 * scale
     red = (204, 77, 77)
 
     # Gymnasium draws with y pointing up and flips the image; here each point's y is mirrored instead, so a
