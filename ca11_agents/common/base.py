@@ -80,7 +80,9 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         on_nonfinite: ``"raise"`` (a ``ValueError`` naming the loss term) or ``"skip"`` (warn, skip the step) when a
             loss is NaN or infinite; non-finite observations and rewards always raise, naming the env step.
         precision: ``"float32"``, or ``"bf16"``: the updates' forward passes run under ``torch.autocast`` in
-            bfloat16 on the learner's device (:meth:`autocast`); acting stays in float32. On this project's AVX2 CPU
+            bfloat16 on the learner's device (:meth:`autocast`); the distributions' maths (probabilities, decoded
+            values, returns, KL terms) stays in float32 (:func:`~ca11_agents.common.distributions.float32_math`),
+            and so does acting. On this project's AVX2 CPU
             it does not pay (benchmarks/README.md, "Advanced world models"); on a GPU it may.
     """
 
