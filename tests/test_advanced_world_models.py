@@ -328,3 +328,18 @@ def test_a_transformer_agent_exports_to_onnx_with_the_same_actions(tmp_path):
         exported, theirs = onnx.predict(obs, theirs, start)
         np.testing.assert_allclose(exported, action, atol=1e-5)
         obs, *_ = env.step(action)
+
+
+def test_float32_math_finds_its_tensors_wherever_they_are_passed():
+    from ca11_agents.common.distributions import float32_math
+
+    @float32_math
+    def dtypes(*args, **kwargs):
+        return [v.dtype for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor)]
+
+    low = torch.ones(2, dtype=torch.bfloat16)
+    assert dtypes(low, other=low) == [torch.float32, torch.float32]
+    assert dtypes("self", 1.0, probs=low) == [torch.float32]
+    assert dtypes(3) == [] and dtypes(torch.ones(2)) == [torch.float32]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dtypes(torch.ones(2), low) == [torch.float32, torch.float32]

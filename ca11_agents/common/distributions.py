@@ -30,19 +30,28 @@ _LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 def float32_math(fn: _F) -> _F:
     """Decorate ``fn`` to run in float32 under ``torch.autocast``: its low-precision tensor arguments are cast up and
-    autocast is switched off inside. Outside autocast, with float32 arguments, ``fn`` runs as it is. The first
-    tensor argument comes first (or second, after ``self``) and tells the device."""
+    autocast is switched off inside. Outside autocast, with float32 arguments, ``fn`` runs as it is. The first tensor
+    argument (usually the first or, after ``self``, the second) tells the device."""
+
+    def up(value: object) -> object:
+        return value.float() if isinstance(value, Tensor) and value.dtype in _LOW_PRECISION else value
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):  # noqa: ANN202
-        # The common case (float32 training) costs one type check and one autocast query: a few calls per RSSM step.
-        first = args[0] if isinstance(args[0], Tensor) else args[1]
+        # The common case (float32 training) costs two type checks and one autocast query: a few calls per RSSM step.
+        if args and isinstance(args[0], Tensor):
+            first = args[0]
+        elif len(args) > 1 and isinstance(args[1], Tensor):
+            first = args[1]
+        else:
+            first = next((v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)), None)
+            if first is None:
+                return fn(*args, **kwargs)
         device = first.device.type
         if first.dtype not in _LOW_PRECISION and not torch.is_autocast_enabled(device):
             return fn(*args, **kwargs)
-        args = tuple(a.float() if isinstance(a, Tensor) and a.dtype in _LOW_PRECISION else a for a in args)
         with torch.autocast(device, enabled=False):
-            return fn(*args, **kwargs)
+            return fn(*map(up, args), **{k: up(v) for k, v in kwargs.items()})
 
     return wrapper  # type: ignore[return-value]
 
