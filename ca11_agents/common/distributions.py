@@ -8,10 +8,10 @@
   straight-through gradients, and their KL divergence.
 - Diagonal Gaussian latents, for the ``latent="gaussian"`` option of the RSSM.
 
-Every function here runs in float32 whatever the caller's precision (:func:`float32_math`): under ``precision="bf16"``
-only the networks' matrix products run in bfloat16, as mixed precision intends, while probabilities, decoded values,
-returns and KL terms keep float32's resolution (bfloat16 has 8 bits of mantissa: a value of -295 decoded in it is
-off by up to 8).
+What turns a network's output into probabilities, samples, values, KL terms or losses runs in float32 whatever the
+caller's precision (:func:`float32_math`): under ``precision="bf16"`` only the networks' matrix products run in
+bfloat16, as mixed precision intends, while those keep float32's resolution (bfloat16 has 8 bits of mantissa: a value
+of -295 decoded in it is off by up to 8).
 """
 
 from __future__ import annotations
