@@ -59,8 +59,10 @@ def _evaluate(agent: Any, env_id: str, change: dict[str, float], episodes: int, 
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
+    from benchmarks.adapters import EVAL_SEED_OFFSET
+
     env = Monitor(gym.make(env_id, **change))  # SB3 counts episodes from the Monitor's records
-    env.reset(seed=10_000 + seed)
+    env.reset(seed=EVAL_SEED_OFFSET + seed)  # the evaluation seed of the benchmark runner
     try:
         mean, std = evaluate_policy(agent, env, n_eval_episodes=episodes, deterministic=True)
     finally:
@@ -175,13 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     args = parser.parse_args(argv)
-    from benchmarks.run import env_threshold, parse_seeds
+    from benchmarks.run import env_threshold, parse_names, parse_seeds
 
     try:
         change, seeds = parse_change(args.change), parse_seeds(args.seeds)
     except ValueError as exc:
         parser.error(str(exc))
-    args.arms = [arm.strip() for arm in args.arms.split(",") if arm.strip()]
+    args.arms = parse_names(args.arms)
     unknown = sorted(set(args.arms) - set(ARMS))
     if unknown or not args.arms:
         parser.error(f"--arms: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(ARMS)}")

@@ -116,7 +116,11 @@ MAX_INT = 1 << 16
 MAX_COUNTS = {"ensemble_size": 256, "layers": 64, "context": 4096}
 
 
-def check_sizes(learner: str, policy_kwargs: Any, where: str = "policy_kwargs") -> None:
+#: How deep dicts may nest inside a checkpoint's ``policy_kwargs`` (``rssm_kwargs`` -> ``core_kwargs`` is two).
+MAX_NESTING = 3
+
+
+def check_sizes(learner: str, policy_kwargs: Any, where: str = "policy_kwargs", depth: int = 0) -> None:
     """Refuse network sizes in a checkpoint's ``policy_kwargs`` beyond :data:`MAX_LIST`, :data:`MAX_INT` and
     :data:`MAX_COUNTS` (a ``ValueError`` naming the entry), nested dicts included (``rssm_kwargs`` holds
     ``core_kwargs``); a user's own constructor call is not limited."""
@@ -125,9 +129,9 @@ def check_sizes(learner: str, policy_kwargs: Any, where: str = "policy_kwargs") 
     for name, value in policy_kwargs.items():
         entry = f"{where}[{name!r}]"
         if isinstance(value, dict):
-            if where.count("[") >= 3:
+            if depth >= MAX_NESTING:
                 raise ValueError(f"{learner}: {entry} is nested too deeply")
-            check_sizes(learner, value, entry)
+            check_sizes(learner, value, entry, depth + 1)
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
         if len(values) > MAX_LIST:
