@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ca11_agents.common.distributions import softmax
+from ca11_agents.common.distributions import unimix_probs
 from ca11_agents.common.nets import mlp
 
 
@@ -119,8 +119,7 @@ class CategoricalLatentActor(nn.Module):
 
     def _probs(self, features: Tensor) -> list[Tensor]:
         """Per block, the probabilities ``(..., n)`` (softmax mixed with the uniform)."""
-        blocks = self.net(features).float().split(self.nvec, -1)  # float32 maths under bf16 autocast
-        return [(1.0 - self.unimix) * softmax(b) + self.unimix / b.shape[-1] for b in blocks]
+        return [unimix_probs(block, self.unimix) for block in self.net(features).split(self.nvec, -1)]
 
     @staticmethod
     def _one_hot(probs: Tensor, deterministic: bool) -> Tensor:
