@@ -218,3 +218,95 @@ def test_the_uncertainty_weight_is_the_policys():
     assert agent.policy.uncertainty_weight == -1.0
     agent.policy.uncertainty_weight = 2.0
     assert agent._init_kwargs()["uncertainty_weight"] == 2.0  # what a checkpoint stores is what plans
+
+
+_SMALL_RSSM = dict(
+    learning_starts=30, batch_size=2, seq_len=8, horizon=3, planner_kwargs=dict(candidates=8, elites=2, iterations=1),
+    policy_kwargs=dict(hidden_dim=16, state_dim=16, classes=4, units=16, bins=31, critic_hidden_dims=(16,)),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.5])
+def test_the_rssm_planner_scores_the_critics_value_of_the_last_state(weight):
+    agent = RSSMAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=weight, **_SMALL_RSSM)
+    policy = agent.policy
+    with torch.no_grad():
+        for p in policy.critic.parameters():  # a critic whose values are not all 0 (its output layer starts at 0)
+            p.normal_(0.0, 0.3)
+    state, actions = policy.rssm.initial_state(4), torch.rand(4, 3, 1) * 2 - 1
+    with torch.no_grad():
+        scored = policy.rollout_returns(state, actions)
+        summed, alive, last = 0.0, 1.0, state
+        for t in range(3):
+            reward, cont, last = policy._step(last, actions[:, t])
+            summed, alive = summed + agent.gamma**t * alive * reward, alive * cont
+        value = policy.critic(policy.rssm.features(last))
+    torch.testing.assert_close(scored, summed + weight * agent.gamma**3 * alive * value)
+    assert float((scored - summed).abs().min()) > 1e-3
+    plain = RSSMAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=0.0, **_SMALL_RSSM)
+    assert plain.policy.critic is None and "critic" not in plain.optimizers  # PlaNet: the summed rewards alone
+
+
+def test_the_world_model_planner_scores_each_members_value_of_its_last_latent():
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=1.0, **_SMALL_WM)
+    policy = agent.policy
+    with torch.no_grad():
+        for p in policy.critic.parameters():
+            p.normal_(0.0, 0.3)
+        z, candidates = torch.randn(1, 4), torch.rand(1, 6, 4, 1) * 2 - 1  # 6 candidates of 4 steps
+        scored = policy.score(z, candidates, sample=False)
+        policy.terminal_value = 0.0
+        summed = policy.score(z, candidates, sample=False)
+        state, alive, step = z.expand(5, 6, 4), 1.0, policy._step(False)  # 5 members, 6 rows
+        for t in range(4):
+            _, cont, state = step(state, candidates[0, :, t])
+            alive = alive * cont
+        expected = summed + (agent.gamma**4 * alive * policy.critic(state)).mean(0)  # the members' mean
+    torch.testing.assert_close(scored, expected)
+
+
+def _value_agent(learner: type, **kwargs):
+    small = _SMALL_RSSM if learner is RSSMAgent else _SMALL_WM
+    return learner("MlpPolicy", "Pendulum-v1", seed=0, **{**small, "seq_len": 8, "terminal_value": 1.0, **kwargs})
+
+
+@pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
+@pytest.mark.parametrize(("terminated", "expected"), [(0.0, 2.0), (1.0, 1.0)])
+def test_the_terminal_value_critic_learns_the_replayed_returns(learner, terminated, expected):
+    # Reward 1 at every step, gamma 0.5: a running episode is worth 1 + 0.5 + 0.25 + ... = 2, a terminating step 1.
+    agent = _value_agent(learner, gamma=0.5, critic_tau=1.0, critic_lr=3e-3)
+    batch = {
+        "observations": torch.randn(2, 8, 3),
+        "actions": torch.zeros(2, 8, 1),
+        "rewards": torch.ones(2, 8),
+        "terminated": torch.full((2, 8), terminated),
+        "is_first": torch.zeros(2, 8),
+    }
+    _, _, features = agent._model_loss(batch)
+    for _ in range(300):
+        terms = agent._train_value(batch, features)
+    assert set(terms) == {"critic/loss", "critic/target"}
+    values = agent.policy.critic(features.detach())[:, :-1]
+    torch.testing.assert_close(values, torch.full_like(values, expected), atol=0.15, rtol=0.0)
+
+
+@pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
+def test_a_checkpoint_from_before_the_terminal_value_loads_without_it(learner, tmp_path):
+    import json
+    import zipfile
+
+    agent = _value_agent(learner, terminal_value=0.0)
+    agent.save(tmp_path / "new.zip")
+    with zipfile.ZipFile(tmp_path / "new.zip") as archive:
+        header, payload = json.loads(archive.read("config.json")), archive.read("tensors.safetensors")
+    del header["config"]["init_kwargs"]["terminal_value"]  # what a file of an earlier version holds
+    with zipfile.ZipFile(tmp_path / "old.zip", "w") as archive:
+        archive.writestr("config.json", json.dumps(header))
+        archive.writestr("tensors.safetensors", payload)
+    loaded = learner.load(tmp_path / "old.zip")
+    assert loaded.terminal_value == 0.0 and loaded.policy.critic is None
+    obs = np.array([1.0, 0.0, 0.0], np.float32)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], agent.predict(obs, deterministic=True)[0])
+    _value_agent(learner).save(tmp_path / "critic.zip")
+    with_critic = learner.load(tmp_path / "critic.zip")
+    assert with_critic.policy.critic is not None and "critic" in with_critic.optimizers

@@ -99,6 +99,7 @@ RULES: dict[str, Rule | OneOf] = {
     "grad_clip": Rule(float, 0.0, open_low=True, infinite=True),  # 0 stops learning, < 0 ascends; inf: no clip
     "horizon": _COUNT,
     "uncertainty_weight": Rule(float),
+    "terminal_value": _NON_NEGATIVE,
     "stats_window_size": _COUNT,
     "verbose": Rule(int, 0, bools=True),
     "seed": Rule(int, 0, 2**32 - 1, optional=True),

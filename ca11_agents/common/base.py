@@ -368,6 +368,9 @@ class ModelBasedAlgorithm(BaseAlgorithm):
     # ------------------------------------------------------------------------------------------- checkpoints
     #: Constructor arguments stored under another attribute name.
     _ATTRIBUTES: ClassVar[dict[str, str]] = {"stats_window_size": "_stats_window_size"}
+    #: Constructor arguments added after checkpoints of the learner were first written, with the value that the
+    #: older files were trained with (:meth:`load` uses it where a file does not store the argument).
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {}
 
     def _init_kwargs(self) -> dict[str, Any]:
         """The constructor's keyword arguments (JSON-serialisable), stored in every checkpoint: read from the
@@ -444,7 +447,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                 policy = kwargs.pop("policy", None) or config.get("policy") or "MlpPolicy"
                 if isinstance(policy, str) and policy not in cls.policy_aliases:
                     raise ValueError(f"unknown policy {policy!r} (known: {sorted(cls.policy_aliases)})")
-                stored = dict(config["init_kwargs"])
+                stored = {**cls._ADDED_ARGUMENTS, **config["init_kwargs"]}
                 # Paths are the caller's to choose: a checkpoint does not decide where a later learn() writes.
                 stored.pop("tensorboard_log", None)
                 init_kwargs = {**stored, **kwargs}

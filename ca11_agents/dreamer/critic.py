@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from ca11_agents.common.distributions import TwoHotSymlog
@@ -35,3 +36,10 @@ class LatentCritic(nn.Module):
         logits = self.net(features)
         loss = self.twohot.loss(logits, targets)
         return loss if slow_targets is None else loss + self.twohot.loss(logits, slow_targets)
+
+
+@torch.no_grad()
+def update_slow(slow: nn.Module, critic: nn.Module, tau: float) -> None:
+    """``slow <- (1 - tau) * slow + tau * critic``: the slow critic that supplies bootstrap values (DreamerV2/V3;
+    a target network)."""
+    torch._foreach_lerp_(list(slow.parameters()), list(critic.parameters()), tau)

@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from ca11_agents.common.policies import RSSMLatentPolicy
 from ca11_agents.dreamer.actor import CategoricalLatentActor, LatentActor
-from ca11_agents.dreamer.critic import LatentCritic
+from ca11_agents.dreamer.critic import LatentCritic, update_slow
 from ca11_agents.world_models.rssm import RSSMState
 
 
@@ -59,7 +59,7 @@ class DreamerPolicy(RSSMLatentPolicy):
     @torch.no_grad()
     def update_slow_critic(self, tau: float) -> None:
         """``slow <- (1 - tau) * slow + tau * critic``."""
-        torch._foreach_lerp_(list(self.slow_critic.parameters()), list(self.critic.parameters()), tau)
+        update_slow(self.slow_critic, self.critic, tau)
 
     # --------------------------------------------------------------------------------------------------- acting
     @torch.no_grad()

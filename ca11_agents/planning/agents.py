@@ -16,6 +16,7 @@ import torch
 from stable_baselines3.common.type_aliases import GymEnv
 
 from ca11_agents.common.base import ModelBasedAlgorithm
+from ca11_agents.common.losses import replay_lambda_returns
 from ca11_agents.common.spaces import ActionAdapter, obs_as_tensor
 from ca11_agents.planning.planner import Planner
 from ca11_agents.planning.policies import (
@@ -30,7 +31,15 @@ _PLANNER_ARGS = """
         horizon: steps planned ahead.
         planner_kwargs: the rest of :class:`~ca11_agents.planning.planner.Planner` (``candidates``, ``iterations``,
             ``elites``, ``temperature``, ``momentum``, ``init_std``, ``min_std``, ``min_prob``): the knobs of the
-            cost of acting, which grows with ``candidates * iterations * horizon``."""
+            cost of acting, which grows with ``candidates * iterations * horizon``.
+        terminal_value: weight of a learned value of a candidate's last imagined state in its score (1: the
+            discounted return beyond the horizon; TD-MPC's terminal value, Hansen et al., 2022). A critic on the
+            model's latent regresses TD(lambda) returns of the replayed windows (the value of the agent's own
+            behaviour, bootstrapped from its slow copy). 0 builds no critic: the summed rewards alone (PETS,
+            PlaNet); checkpoints saved before the critic existed load so.
+        critic_lr: the critic's learning rate.
+        return_lambda: the lambda of the critic's TD(lambda) targets.
+        critic_tau: rate of the slow critic's moving average (the bootstrap of the critic's targets)."""
 
 
 def _arguments(scope: dict[str, Any], *own: str) -> dict[str, Any]:
@@ -54,10 +63,16 @@ class PlanningAgent(ModelBasedAlgorithm):
         planner: str,
         horizon: int,
         planner_kwargs: dict[str, Any] | None,
+        terminal_value: float,
+        critic_lr: float,
+        return_lambda: float,
+        critic_tau: float,
         grad_clip: float,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(policy, env, learning_rate, **base_kwargs)
+        self.terminal_value, self.critic_lr = terminal_value, critic_lr
+        self.return_lambda, self.critic_tau = return_lambda, critic_tau
         name = type(self).__name__
         planner_kwargs = dict(planner_kwargs or {})
         clash = sorted({"horizon", "method", "action_dim", "nvec"} & set(planner_kwargs))
@@ -70,6 +85,14 @@ class PlanningAgent(ModelBasedAlgorithm):
         self.grad_clip = grad_clip
         if hasattr(self, "action_space"):  # arguments checked now, not at the first action
             self._make_planner(self.action_space)
+
+    #: Checkpoints written before the terminal value existed were trained and planned without it.
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0}
+
+    def _min_seq_len(self) -> tuple[int, str]:
+        if self.terminal_value > 0.0:
+            return 2, "the terminal value's critic bootstraps TD(lambda) returns across the window"
+        return super()._min_seq_len()
 
     def _make_planner(self, action_space: Any) -> Planner:
         actions = ActionAdapter(action_space, type(self).__name__)
@@ -104,20 +127,62 @@ class PlanningAgent(ModelBasedAlgorithm):
         self.policy.gamma = self.gamma
         parameters = self.model().parameters()
         self.model_optimizer = torch.optim.Adam(parameters, lr=self.learning_rate, eps=1e-6, foreach=True)
+        self.critic_optimizer: torch.optim.Optimizer | None = None
+        if self.terminal_value > 0.0:
+            self.policy.add_critic(self.terminal_value)
+            assert self.policy.critic is not None
+            parameters = self.policy.critic.parameters()
+            self.critic_optimizer = torch.optim.Adam(parameters, lr=self.critic_lr, eps=1e-6, foreach=True)
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"model": self.model_optimizer}
+        critic = {"critic": self.critic_optimizer} if self.critic_optimizer is not None else {}
+        return {"model": self.model_optimizer, **critic}
 
-    def _model_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _model_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        """The world model's loss on ``batch``, its logged terms, and the latent features ``(B, T, F)`` of the
+        windows' steps that the critic reads (:meth:`_train_value`)."""
         raise NotImplementedError
 
+    def _train_value(self, batch: dict[str, torch.Tensor], features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The critic's update on the windows' latent features ``(B, T, F)``: two-hot regression on TD(lambda)
+        returns of the stored rewards, bootstrapped from the slow critic and cut where episodes end
+        (:func:`~ca11_agents.common.losses.replay_lambda_returns`); nothing without a critic."""
+        policy = self.policy
+        if policy.critic is None or self.critic_optimizer is None:
+            return {}
+        assert policy.slow_critic is not None
+        with self.autocast():
+            features = features.detach()
+            with torch.no_grad():
+                targets = replay_lambda_returns(
+                    batch["rewards"],
+                    batch["terminated"],
+                    batch["is_first"],
+                    policy.slow_critic(features),
+                    self.gamma,
+                    self.return_lambda,
+                )
+            loss = policy.critic.loss(features[:, :-1], targets).mean()
+        if not self._finite(loss, "critic/loss"):
+            return {}
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
+        self.critic_optimizer.step()
+        policy.update_slow_critic(self.critic_tau)
+        return {"critic/loss": loss.detach(), "critic/target": targets.mean()}
+
     def train(self) -> dict[str, torch.Tensor]:
-        """One world-model update on ``batch_size`` replayed windows of ``seq_len`` steps."""
+        """One world-model update on ``batch_size`` replayed windows of ``seq_len`` steps (then
+        :meth:`_train_value` on the same windows)."""
         assert self.replay_buffer is not None
         self.policy.set_training_mode(True)
+        batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device)
         with self.autocast():
-            loss, terms = self._model_loss(self.replay_buffer.sample(self.batch_size, self.seq_len, self.device))
+            loss, terms, features = self._model_loss(batch)
         if not self._finite(loss, "world_model/loss"):
             return {}
         self.model_optimizer.zero_grad(set_to_none=True)
@@ -125,7 +190,9 @@ class PlanningAgent(ModelBasedAlgorithm):
         torch.nn.utils.clip_grad_norm_(self.model().parameters(), self.grad_clip, foreach=True)
         self.model_optimizer.step()
         self._n_updates += 1
-        return {f"world_model/{k}": v.detach() for k, v in terms.items()}
+        out = {f"world_model/{k}": v.detach() for k, v in terms.items()}
+        out.update(self._train_value(batch, features))
+        return out
 
 
 class WorldModelAgent(PlanningAgent):
@@ -148,7 +215,7 @@ class WorldModelAgent(PlanningAgent):
         gradient_steps: updates per round: 3 by default (about 670 replayed transitions per env step; on the
             CA11 cart-pole one update per step left the model too rough to balance after 1,000 steps, three balanced
             it after 500).
-        gamma: discount of the predicted rewards within the horizon.{planner_args}
+        gamma: discount of the predicted rewards within the horizon (and of the critic's returns).{planner_args}
         uncertainty_weight: weight of the spread of the ensemble members' predicted returns in a candidate's score:
             > 0 is optimism (explore what the model does not know), < 0 pessimism (avoid it), 0 the members' mean
             (PETS). :meth:`uncertainty` reports the disagreement itself.
@@ -180,6 +247,10 @@ class WorldModelAgent(PlanningAgent):
         planner: str = "cem",
         horizon: int = 15,
         planner_kwargs: dict[str, Any] | None = None,
+        terminal_value: float = 0.0,
+        critic_lr: float = 3e-4,
+        return_lambda: float = 0.95,
+        critic_tau: float = 0.02,
         uncertainty_weight: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
@@ -214,6 +285,7 @@ class WorldModelAgent(PlanningAgent):
         super()._setup_model()
         self.policy.uncertainty_weight = self._uncertainty_weight
 
+
     def _min_seq_len(self) -> tuple[int, str]:
         return 2, "the world model learns from transitions: two steps"
 
@@ -232,7 +304,9 @@ class WorldModelAgent(PlanningAgent):
             "terminated": batch["terminated"][:, :-1],
             "valid": 1.0 - batch["is_first"][:, 1:].float(),
         }
-        return self.policy.world_model.loss_terms(pairs)
+        loss, terms = self.policy.world_model.loss_terms(pairs)
+        features = self.policy.world_model.encode_observations(obs) if self.policy.critic is not None else obs
+        return loss, terms, features
 
     @torch.no_grad()
     def uncertainty(self, observation: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -270,7 +344,11 @@ class RSSMAgent(PlanningAgent):
     It learns the RSSM (encoder and decoder built from the observation space, recurrent dynamics, reward and continue
     heads) from replayed sequences and acts by CEM or MPPI over imagined rollouts from the belief it filters from
     every observation so far: ``predict``'s state carries that belief (so it is the planner for tasks that need
-    memory) and the plan.
+    memory) and the plan. A candidate's score is the sum of its predicted rewards (PlaNet's) plus, by default, a
+    learned value of the state it ends in (TD-MPC's terminal value, Hansen et al., 2022): a critic on the RSSM's
+    features regresses TD(lambda) returns of the replayed windows (the value of the agent's own behaviour,
+    bootstrapped from its slow copy), so that a 12-step plan sees what lies beyond its horizon (a pendulum that
+    must swing up, a cart drifting to the track's edge).
 
     Args:
         policy: ``"MlpPolicy"``, ``"CnnPolicy"`` (``H x W x C`` uint8 frames), ``"MultiInputPolicy"`` (a ``Dict``),
@@ -283,12 +361,12 @@ class RSSMAgent(PlanningAgent):
         seq_len: steps per sequence.
         train_freq: env steps between rounds of updates (``None``: 2, or 4 with a CNN).
         gradient_steps: updates per round.
-        gamma: discount of the predicted rewards within the horizon.{planner_args}
+        gamma: discount of the predicted rewards within the horizon (and of the critic's returns).{planner_args}
         grad_clip: clip of the gradients' global norm.
         on_nonfinite: what a non-finite loss does: ``"raise"`` a ``ValueError`` naming it, or ``"skip"`` the
             update with a warning.
         precision: ``"float32"`` or ``"bf16"`` (the world-model loss under ``torch.autocast`` in bfloat16).
-        policy_kwargs: the RSSM's sizes (see :class:`~ca11_agents.common.policies.RSSMLatentPolicy`).
+        policy_kwargs: the RSSM's and the critic's sizes (see :class:`RSSMPlannerPolicy`).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
     """
 
@@ -315,6 +393,10 @@ class RSSMAgent(PlanningAgent):
         planner: str = "cem",
         horizon: int = 12,
         planner_kwargs: dict[str, Any] | None = None,
+        terminal_value: float = 1.0,
+        critic_lr: float = 3e-4,
+        return_lambda: float = 0.95,
+        critic_tau: float = 0.02,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
         precision: str = "float32",
@@ -333,9 +415,11 @@ class RSSMAgent(PlanningAgent):
     def model(self) -> torch.nn.Module:
         return self.policy.rssm
 
-    def _model_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss, terms, _ = self.policy.rssm.loss_terms(batch)
-        return loss, terms
+    def _model_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        loss, terms, post = self.policy.rssm.loss_terms(batch)
+        return loss, terms, self.policy.rssm.features(post)
 
 
 for _cls in (WorldModelAgent, RSSMAgent):

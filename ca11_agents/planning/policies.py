@@ -7,13 +7,15 @@ acting by model-predictive control (replanned every step, warm-started from the 
 
 The objective a candidate sequence is scored by is the return the model predicts over the horizon, each reward
 weighted by the predicted probability that the episode is still running (which is what makes "+1 per step until the
-pole falls" a signal): ``sum_t gamma^t * prod_{k<t} c_k * r_t``.
+pole falls" a signal): ``sum_t gamma^t * prod_{k<t} c_k * r_t``; a critic adds a learned value of where the
+sequence ends, ``gamma^H * prod_{k<H} c_k * v(s_H)`` (TD-MPC's terminal value), where the agent asks for it.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +25,7 @@ from torch import Tensor
 
 from ca11_agents.common.policies import RecurrentLatentPolicy, RSSMLatentPolicy
 from ca11_agents.common.spaces import is_image
+from ca11_agents.dreamer.critic import LatentCritic, update_slow
 from ca11_agents.planning.planner import Planner
 from ca11_agents.world_models.dynamics import LatentDynamicsModel
 from ca11_agents.world_models.reward_model import RewardModel
@@ -43,9 +46,46 @@ class PlanningMixin:
     #: Discount of the predicted rewards within the horizon (the agent sets it to its ``gamma``).
     gamma: float = 0.99
 
-    def _init_planning(self) -> None:
+    def _init_planning(self, critic_hidden_dims: Sequence[int]) -> None:
         self.planner = Planner(self.actions.dim, self.actions.nvec)
         self._plan_seconds, self._planned = 0.0, 0
+        self.critic_hidden_dims = tuple(int(d) for d in critic_hidden_dims)
+        self.critic: LatentCritic | None = None
+        self.slow_critic: LatentCritic | None = None
+        #: Weight of the critic's value of a candidate's last state in its score (the agent's ``terminal_value``).
+        self.terminal_value = 0.0
+
+    # ------------------------------------------------------------------------------------- the terminal value
+    #: Size of what the critic reads (the model's latent features), and its two-hot buckets.
+    value_input_dim: int
+    value_bins: int = 255
+
+    def value_features(self, state: Any) -> Tensor:
+        """What the critic reads of a model state ``(..., value_input_dim)``."""
+        raise NotImplementedError
+
+    def add_critic(self, weight: float) -> None:
+        """Build the terminal-value critic and its slow copy (the bootstrap of its targets; never trained by
+        gradients) on the model's device, and plan with ``weight`` times its values (the agent calls this unless its
+        ``terminal_value`` is 0)."""
+        device = next(self.parameters()).device
+        self.critic = LatentCritic(self.value_input_dim, self.critic_hidden_dims, self.value_bins).to(device)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.terminal_value = float(weight)
+
+    def update_slow_critic(self, tau: float) -> None:
+        """``slow <- (1 - tau) * slow + tau * critic``."""
+        assert self.critic is not None and self.slow_critic is not None
+        update_slow(self.slow_critic, self.critic, tau)
+
+    def terminal_values(self, state: Any) -> Tensor:
+        """The critic's values of model states, weighted by ``terminal_value``."""
+        assert self.critic is not None
+        return self.terminal_value * self.critic(self.value_features(state))
+
+    def _terminal(self) -> Callable[[Any], Tensor] | None:
+        """The terminal value the objective adds, or ``None`` (no critic, or a weight of 0)."""
+        return self.terminal_values if self.critic is not None and self.terminal_value else None
 
     def _unpack_plan(self, array: np.ndarray) -> Tensor:
         plan = torch.as_tensor(array, dtype=torch.float32, device=self.device)
@@ -75,17 +115,23 @@ class PlanningMixin:
         self._planned += action.shape[0]
         return action, plan
 
-    def discounted_return(self, step: Step, state: Any, actions: Tensor) -> Tensor:
-        """The planning objective of ``actions`` ``(..., H, A)`` from ``state``: ``sum_t gamma^t prod_{k<t} c_k r_t``.
+    def discounted_return(
+        self, step: Step, state: Any, actions: Tensor, terminal: Callable[[Any], Tensor] | None = None
+    ) -> Tensor:
+        """The planning objective of ``actions`` ``(..., H, A)`` from ``state``: ``sum_t gamma^t prod_{k<t} c_k r_t``,
+        plus ``gamma^H prod_{k<H} c_k terminal(s_H)`` if a ``terminal`` value of the last state is given.
 
         ``step(state, a_t) -> (r_t, c_t, next state)`` is one step of the learner's model (rewards and continue
         probabilities of the leading shape of the returns)."""
-        discounts = self.discounts(actions.shape[-2], actions.device)
+        horizon = actions.shape[-2]
+        discounts = self.discounts(horizon + 1, actions.device)
         returns, alive = 0.0, 1.0
-        for t in range(actions.shape[-2]):
+        for t in range(horizon):
             reward, cont, state = step(state, actions[..., t, :])
             returns = returns + discounts[t] * alive * reward
             alive = alive * cont
+        if terminal is not None:
+            returns = returns + discounts[horizon] * alive * terminal(state)
         return returns
 
     def stats(self) -> dict[str, float]:
@@ -108,6 +154,9 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
     training. Networks of 64 units act 1.6x faster than 128 on a CPU core and learned the CA11 cart-pole as fast
     (benchmarks/README.md).
 
+    With a critic (``WorldModelAgent(terminal_value > 0)``), each member's return also counts the critic's value of
+    the latent it ends in.
+
     Args:
         observation_space: a flat vector ``Box`` (the VAE is an MLP; for images use ``RSSMAgent("CnnPolicy")``).
         action_space: a flat ``Box``, ``Discrete`` or ``MultiDiscrete``.
@@ -120,6 +169,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
             "TSinf" propagation), or deterministic members trained by squared error and planned through by their
             means ("DE").
         beta: the VAE's KL weight.
+        critic_hidden_dims: widths of the terminal-value critic's hidden layers (on the VAE's latent).
     """
 
     alias_for = "vector"
@@ -137,6 +187,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         ensemble_size: int = 5,
         stochastic: bool = True,
         beta: float = 1e-3,
+        critic_hidden_dims: Sequence[int] = (64, 64),
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             hint = ' (images: RSSMAgent("CnnPolicy"))' if is_image(observation_space) else ""
@@ -152,7 +203,8 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
             RewardModel(latent_dim, action_dim, reward_hidden_dims),
             continue_model=RewardModel(latent_dim, action_dim, reward_hidden_dims),
         )
-        self._init_planning()
+        self.value_input_dim = latent_dim
+        self._init_planning(critic_hidden_dims)
         #: Weight of the spread of the members' returns in a candidate's score: > 0 seeks what the model does not
         #: know (optimism), < 0 avoids it (pessimism), 0 plans on the mean return (PETS).
         self.uncertainty_weight = 0.0
@@ -167,6 +219,9 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         if len(arrays) != 1:
             raise ValueError(f"{type(self).__name__}: state must be (plan, previous action), got {len(arrays) + 1}")
         return self._unpack_plan(arrays[0])
+
+    def value_features(self, state: Tensor) -> Tensor:
+        return state  # the VAE's latent
 
     def _step(self, sample: bool) -> Step:
         """One step of every member on its own latents ``(E, B, L)`` under actions ``(B, A)``."""
@@ -193,7 +248,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
             latents.append(nxt)
             return reward, cont, nxt
 
-        return self.discounted_return(recording, z, actions), torch.stack(latents, 2)
+        return self.discounted_return(recording, z, actions, self._terminal()), torch.stack(latents, 2)
 
     def score(self, z: Tensor, candidates: Tensor, sample: bool = True) -> Tensor:
         """Scores ``(n, N)`` of candidate sequences ``(n, N, H, A)`` from latents ``z`` ``(n, L)``: the members'
@@ -203,7 +258,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         flat = candidates.reshape(n * count, *candidates.shape[2:])  # (n, N, H, A) -> (n*N, H, A)
         start = z.repeat_interleave(count, 0).expand(self.world_model.dynamics.ensemble_size, n * count, -1)
         step = self._step(sample and self.world_model.dynamics.stochastic)
-        returns = self.discounted_return(step, start, flat)  # (E, n*N)
+        returns = self.discounted_return(step, start, flat, self._terminal())  # (E, n*N)
         score = returns.mean(0)
         if self.uncertainty_weight and returns.shape[0] > 1:
             score = score + self.uncertainty_weight * returns.std(0)
@@ -225,15 +280,32 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
     remembers what the RSSM's state remembers.
 
     Imagined steps follow the prior's mode (the most likely next latent): one deterministic rollout per candidate
-    gives CEM scores without sampling noise.
+    gives CEM scores without sampling noise. With a critic (:meth:`add_critic`, which the agent calls unless its
+    ``terminal_value`` is 0), each candidate's score also counts the critic's value of the state it ends in.
+
+    Args:
+        observation_space, action_space: as :class:`~ca11_agents.common.policies.RSSMLatentPolicy`.
+        critic_hidden_dims: widths of the terminal-value critic's hidden layers.
+        **world_model_kwargs: the RSSM's sizes, see :class:`~ca11_agents.common.policies.RSSMLatentPolicy`.
     """
 
     alias_for = "vector"
     agent_defaults: ClassVar[dict[str, float]] = {"learning_rate": 1e-3, "batch_size": 16, "train_freq": 2}
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, **world_model_kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        *,
+        critic_hidden_dims: Sequence[int] = (128, 128),
+        **world_model_kwargs: Any,
+    ) -> None:
         super().__init__(observation_space, action_space, **world_model_kwargs)
-        self._init_planning()
+        self.value_input_dim, self.value_bins = self.rssm.feature_dim, self.rssm.twohot.bins
+        self._init_planning(critic_hidden_dims)
+
+    def value_features(self, state: RSSMState) -> Tensor:
+        return self.rssm.features(state)
 
     def initial_state(self, n_envs: int) -> tuple[RSSMState, Tensor]:
         return self.rssm.initial_state(n_envs), self.planner.initial_plan(n_envs, self.device)
@@ -255,8 +327,9 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
         return self.rssm.reward(feats, action), self.rssm.cont(feats, action), nxt
 
     def rollout_returns(self, state: RSSMState, actions: Tensor) -> Tensor:
-        """Predicted discounted returns ``(B,)`` of ``actions`` ``(B, H, A)`` from ``state`` ``(B, ...)``."""
-        return self.discounted_return(self._step, state, actions)
+        """Predicted discounted returns ``(B,)`` of ``actions`` ``(B, H, A)`` from ``state`` ``(B, ...)``, with the
+        critic's value of the last state if there is a critic."""
+        return self.discounted_return(self._step, state, actions, self._terminal())
 
     def score(self, state: RSSMState, candidates: Tensor) -> Tensor:
         """Scores ``(n, N)`` of candidate sequences ``(n, N, H, A)`` from beliefs ``state`` ``(n, ...)``."""
