@@ -152,6 +152,7 @@ VARIANTS: dict[str, Variant] = {
 
 
 _PETS = "Chua et al., 2018, 'Deep RL in a Handful of Trials using Probabilistic Dynamics Models'"
+_TDMPC = "Hansen et al., 2022 (TD-MPC)"
 PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
     "world_model_agent": {
         v.name: v
@@ -174,6 +175,11 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
                 "one_update", {"gradient_steps": 1}, "two of the three world-model updates per env step",
                 "This project (benchmarks/README.md): the replay ratio that balanced the cart-pole after 500 steps",
             ),
+            Variant(
+                "terminal_value", {"terminal_value": 1.0},
+                "nothing: adds a learned value of each candidate's last latent to its score",
+                f"{_TDMPC}: a value beyond the horizon; RSSMAgent plans with it by default",
+            ),
         )
     },
     "rssm_agent": {
@@ -189,6 +195,11 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
             ),
             Variant("short_horizon", {"horizon": 6}, "half the planning horizon (6 steps, half the cost of acting)",
                     "PlaNet plans 12 steps ahead"),
+            Variant(
+                "no_terminal_value", {"terminal_value": 0.0},
+                "the learned terminal value: candidates are scored by their summed rewards alone",
+                f"Hafner et al., 2019 (PlaNet) plans on rewards alone; {_TDMPC} adds a value beyond the horizon",
+            ),
         )
     },
 }

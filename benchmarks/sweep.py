@@ -70,14 +70,17 @@ SEARCH_SPACE: dict[str, BaseDistribution] = {
 }
 
 #: The planners' knobs: the world model's training (learning rate, replay ratio) and the search (horizon, method,
-#: discount); the cost of acting grows with the horizon. Defaults in brackets.
+#: discount, the weight of the learned terminal value); the cost of acting grows with the horizon. Defaults in
+#: brackets. The discount stays below 1: the terminal value's critic bootstraps returns of episodes that only a time
+#: limit ends, which an undiscounted sum lets grow without bound.
 _PLANNER_SPACE: dict[str, BaseDistribution] = {
     "learning_rate": FloatDistribution(1e-4, 3e-3, log=True),  # [1e-3]
     "train_freq": CategoricalDistribution([1, 2, 4]),  # [1 world model, 2 RSSM]
     "batch_size": CategoricalDistribution([8, 16, 32]),  # [32 world model, 16 RSSM]
     "horizon": CategoricalDistribution([8, 12, 15, 20, 30]),  # [15 world model, 12 RSSM]
     "planner": CategoricalDistribution(["cem", "mppi"]),  # ["cem"]
-    "gamma": CategoricalDistribution([0.95, 0.99, 1.0]),  # [0.99]
+    "gamma": CategoricalDistribution([0.95, 0.99, 0.997]),  # [0.99]
+    "terminal_value": CategoricalDistribution([0.0, 0.5, 1.0]),  # [0 world model, 1 RSSM]
 }
 
 #: The search space of each learner the sweep can tune (``--algo``).

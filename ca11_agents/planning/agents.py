@@ -305,8 +305,10 @@ class WorldModelAgent(PlanningAgent):
             "valid": 1.0 - batch["is_first"][:, 1:].float(),
         }
         loss, terms = self.policy.world_model.loss_terms(pairs)
-        features = self.policy.world_model.encode_observations(obs) if self.policy.critic is not None else obs
-        return loss, terms, features
+        if self.policy.critic is None:
+            return loss, terms, obs
+        with torch.no_grad():  # the critic reads the VAE's latents; it does not train the VAE
+            return loss, terms, self.policy.world_model.encode_observations(obs)
 
     @torch.no_grad()
     def uncertainty(self, observation: np.ndarray, actions: np.ndarray) -> np.ndarray:
