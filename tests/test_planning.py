@@ -310,3 +310,11 @@ def test_a_checkpoint_from_before_the_terminal_value_loads_without_it(learner, t
     _value_agent(learner).save(tmp_path / "critic.zip")
     with_critic = learner.load(tmp_path / "critic.zip")
     assert with_critic.policy.critic is not None and "critic" in with_critic.optimizers
+
+
+def test_the_terminal_value_weight_is_the_policys():
+    agent = _value_agent(RSSMAgent)
+    agent.terminal_value = 0.5
+    assert agent.policy.terminal_value == 0.5
+    agent.policy.terminal_value = 2.0
+    assert agent._init_kwargs()["terminal_value"] == 2.0  # what a checkpoint stores is what plans

@@ -89,6 +89,20 @@ class PlanningAgent(ModelBasedAlgorithm):
     #: Checkpoints written before the terminal value existed were trained and planned without it.
     _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0}
 
+    @property
+    def terminal_value(self) -> float:
+        """Weight of the critic's value in the planner's scores (see the arguments); once a critic is built it lives
+        on the policy, which plans with it, so setting either is saved and used."""
+        policy = getattr(self, "policy", None)
+        return policy.terminal_value if policy is not None and policy.critic is not None else self._terminal_value
+
+    @terminal_value.setter
+    def terminal_value(self, value: float) -> None:
+        self._terminal_value = float(value)
+        policy = getattr(self, "policy", None)
+        if policy is not None and policy.critic is not None:
+            policy.terminal_value = self._terminal_value
+
     def _min_seq_len(self) -> tuple[int, str]:
         if self.terminal_value > 0.0:
             return 2, "the terminal value's critic bootstraps TD(lambda) returns across the window"
@@ -151,9 +165,9 @@ class PlanningAgent(ModelBasedAlgorithm):
         returns of the stored rewards, bootstrapped from the slow critic and cut where episodes end
         (:func:`~ca11_agents.common.losses.replay_lambda_returns`); nothing without a critic."""
         policy = self.policy
-        if policy.critic is None or self.critic_optimizer is None:
+        if self.critic_optimizer is None:  # no critic
             return {}
-        assert policy.slow_critic is not None
+        assert policy.critic is not None and policy.slow_critic is not None
         with self.autocast():
             features = features.detach()
             with torch.no_grad():
