@@ -9,6 +9,7 @@ the carried state are handled here, once, for every space the learners support.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -211,3 +212,10 @@ class RSSMLatentPolicy(RecurrentLatentPolicy):
     ) -> RSSMState:
         """One observation per env folded into the latent (the posterior; its mode if ``deterministic``)."""
         return self.rssm.obs_step(state, prev_action, self.rssm.embed(obs), is_first, deterministic)
+
+    def filter_final(self, obs: Any, state: RSSMState, action: torch.Tensor, cut: Sequence[int]) -> RSSMState:
+        """The final observations ``obs`` of the episodes of envs ``cut`` (a time limit ended them) folded into the
+        carried latent ``state`` after the last ``action`` of every env, at the posterior's mode (no draw from the
+        torch generator that training uses): where the bootstrap of their stored returns is read."""
+        latent = state.map(lambda x: x[cut])
+        return self.filter(obs, latent, action[cut], torch.zeros(len(cut), device=action.device), True)

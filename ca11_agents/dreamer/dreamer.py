@@ -348,14 +348,8 @@ class DreamerAgent(ModelBasedAlgorithm):
     def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
         """The slow critic's values of the final observations of episodes cut by a time limit, filtered from the
         carried latent at the posterior's mode (no draw from the torch generator that training uses)."""
-        policy, latent = self.policy, self._latent
-        state = policy.rssm.obs_step(
-            latent.map(lambda x: x[cut]),
-            action[cut],
-            policy.rssm.embed(final_obs),
-            torch.zeros(len(cut), device=self.device),
-            deterministic=True,
-        )
+        policy = self.policy
+        state = policy.filter_final(final_obs, self._latent, action, cut)
         return policy.slow_critic(policy.rssm.features(state)).cpu().numpy()
 
     # ------------------------------------------------------------------------------------------------ deploy

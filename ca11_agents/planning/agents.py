@@ -39,7 +39,11 @@ _PLANNER_ARGS = """
             PlaNet); checkpoints saved before the critic existed load so.
         critic_lr: the critic's learning rate.
         return_lambda: the lambda of the critic's TD(lambda) targets.
-        critic_tau: rate of the slow critic's moving average (the bootstrap of the critic's targets)."""
+        critic_tau: rate of the slow critic's moving average (the bootstrap of the critic's targets).
+        mc_value_coef: weight of a Monte-Carlo value loss: the critic also regresses the discounted returns of the
+            finished real episodes in the replayed windows (bootstrapped from the slow critic where a time limit cut
+            the episode), which see a whole episode ahead where the TD(lambda) targets see a window (as
+            ``DreamerAgent``'s; 0: off, and no effect without a critic)."""
 
 
 def _arguments(scope: dict[str, Any], *own: str) -> dict[str, Any]:
@@ -67,12 +71,13 @@ class PlanningAgent(ModelBasedAlgorithm):
         critic_lr: float,
         return_lambda: float,
         critic_tau: float,
+        mc_value_coef: float,
         grad_clip: float,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(policy, env, learning_rate, **base_kwargs)
         self.terminal_value, self.critic_lr = terminal_value, critic_lr
-        self.return_lambda, self.critic_tau = return_lambda, critic_tau
+        self.return_lambda, self.critic_tau, self.mc_value_coef = return_lambda, critic_tau, mc_value_coef
         name = type(self).__name__
         planner_kwargs = dict(planner_kwargs or {})
         clash = sorted({"horizon", "method", "action_dim", "nvec"} & set(planner_kwargs))
@@ -86,8 +91,8 @@ class PlanningAgent(ModelBasedAlgorithm):
         if hasattr(self, "action_space"):  # arguments checked now, not at the first action
             self._make_planner(self.action_space)
 
-    #: Checkpoints written before the terminal value existed were trained and planned without it.
-    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0}
+    #: Checkpoints written before the terminal value (and its Monte-Carlo loss) existed were trained without them.
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0, "mc_value_coef": 0.0}
 
     @property
     def terminal_value(self) -> float:
@@ -180,6 +185,11 @@ class PlanningAgent(ModelBasedAlgorithm):
                     self.return_lambda,
                 )
             loss = policy.critic.loss(features[:, :-1], targets).mean()
+            terms = {"critic/td_loss": loss.detach()}
+            known = torch.isfinite(batch["returns"])  # NaN: the episode is still running
+            if self.mc_value_coef > 0.0 and bool(known.any()):
+                terms["critic/mc_loss"] = policy.critic.loss(features[known], batch["returns"][known]).mean()
+                loss = loss + self.mc_value_coef * terms["critic/mc_loss"]
         if not self._finite(loss, "critic/loss"):
             return {}
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -187,7 +197,16 @@ class PlanningAgent(ModelBasedAlgorithm):
         torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
         self.critic_optimizer.step()
         policy.update_slow_critic(self.critic_tau)
-        return {"critic/loss": loss.detach(), "critic/target": targets.mean()}
+        return {"critic/loss": loss.detach(), "critic/target": targets.mean(), **{k: v.detach() for k, v in terms.items()}}
+
+    def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
+        """The slow critic's values of the final observations of episodes cut by a time limit (the bootstrap of
+        their stored returns; 0 without a critic)."""
+        policy = self.policy
+        if policy.slow_critic is None:
+            return super()._terminal_values(cut, final_obs, action)
+        features = policy.final_value_features(final_obs, self._latent, action, cut)
+        return policy.slow_critic(features).cpu().numpy()
 
     def train(self) -> dict[str, torch.Tensor]:
         """One world-model update on ``batch_size`` replayed windows of ``seq_len`` steps (then
@@ -265,6 +284,7 @@ class WorldModelAgent(PlanningAgent):
         critic_lr: float = 3e-4,
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,
+        mc_value_coef: float = 0.0,
         uncertainty_weight: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
@@ -413,6 +433,7 @@ class RSSMAgent(PlanningAgent):
         critic_lr: float = 3e-4,
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,
+        mc_value_coef: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
         precision: str = "float32",

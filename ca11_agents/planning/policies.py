@@ -64,6 +64,12 @@ class PlanningMixin:
         """What the critic reads of a model state ``(..., value_input_dim)``."""
         raise NotImplementedError
 
+    def final_value_features(self, obs: Any, state: Any, action: Tensor, cut: Sequence[int]) -> Tensor:
+        """What the critic reads ``(len(cut), value_input_dim)`` of the final observations ``obs`` of the episodes of
+        envs ``cut`` that a time limit ended, given the carried ``state`` and the last ``action`` of every env (the
+        bootstrap of their stored Monte-Carlo returns); no draw from the torch generator that training uses."""
+        raise NotImplementedError
+
     def add_critic(self, weight: float) -> None:
         """Build the terminal-value critic and its slow copy (the bootstrap of its targets; never trained by
         gradients) on the model's device, and plan with ``weight`` times its values (the agent calls this unless its
@@ -223,6 +229,9 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
     def value_features(self, state: Tensor) -> Tensor:
         return state  # the VAE's latent
 
+    def final_value_features(self, obs: Any, state: Tensor, action: Tensor, cut: Sequence[int]) -> Tensor:
+        return self.world_model.encode_observations(obs.float())  # the model has no memory
+
     def _step(self, sample: bool) -> Step:
         """One step of every member on its own latents ``(E, B, L)`` under actions ``(B, A)``."""
         wm = self.world_model
@@ -306,6 +315,11 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
 
     def value_features(self, state: RSSMState) -> Tensor:
         return self.rssm.features(state)
+
+    def final_value_features(
+        self, obs: Any, state: tuple[RSSMState, Tensor], action: Tensor, cut: Sequence[int]
+    ) -> Tensor:
+        return self.rssm.features(self.filter_final(obs, state[0], action, cut))
 
     def initial_state(self, n_envs: int) -> tuple[RSSMState, Tensor]:
         return self.rssm.initial_state(n_envs), self.planner.initial_plan(n_envs, self.device)
