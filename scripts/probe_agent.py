@@ -1,4 +1,4 @@
-"""What a saved DreamerAgent believes along one of its own episodes, next to what happened.
+"""What a saved DreamerAgent (or RSSMAgent) believes along one of its own episodes, next to what happened.
 Needs the ``analysis`` extra (pandas): ``pip install ".[analysis]"``.
 
     python scripts/probe_agent.py outputs/demo/dreamer.zip --env CA11/ContinuousPendulum-v0 --seed 100 \\
@@ -13,6 +13,9 @@ last step, so for an episode cut by the time limit the last steps' figures are l
 A critic far below ``return_to_go`` in the middle of a long episode, or flat where the episode is heading for its
 end, is what kept the cart-pole from being solved before the Monte-Carlo value loss (benchmarks/README.md, "The
 cart-pole"). Prints every ``--every``-th step and the last three; ``--csv`` and ``--plot`` write all of them.
+
+``--algo rssm_agent`` probes the RSSM planner the same way: its terminal-value critic (empty columns for a planner
+saved with ``terminal_value=0``, which has none) and its RSSM's heads, along the episode its planner plays.
 """
 
 from __future__ import annotations
@@ -35,30 +38,35 @@ except ModuleNotFoundError as err:  # not in the core install
     raise ModuleNotFoundError(f'{err}: probe_agent.py needs the analysis extra, pip install ".[analysis]"') from err
 
 import ca11_gym  # noqa: F401  (registers the CA11 environments)
-from ca11_agents import DreamerAgent
+from ca11_agents import DreamerAgent, RSSMAgent
 from ca11_agents.world_models.encoders import channel_first_space
 from ca11_agents.common.replay import discounted_returns
 from ca11_agents.common.spaces import batch_observation, obs_as_tensor
+from ca11_agents.world_models.rssm import RSSMState
+
+
+#: The learners whose policy holds an RSSM and a critic to probe (the ``--algo`` names of the benchmarks and the server).
+LEARNERS = {"dreamer": DreamerAgent, "rssm_agent": RSSMAgent}
 
 
 @torch.no_grad()
-def probe_episode(agent: DreamerAgent, env: gym.Env, seed: int) -> pd.DataFrame:
+def probe_episode(agent: DreamerAgent | RSSMAgent, env: gym.Env, seed: int) -> pd.DataFrame:
     """One deterministic episode of ``agent`` in ``env``, one row per step (see the module's docstring)."""
     policy, device = agent.policy, agent.device
     obs, _ = env.reset(seed=seed)
-    latent = policy.initial_state(1)
+    state = policy.initial_state(1)  # Dreamer's is the RSSM's latent, the planner's (latent, plan)
     prev_action = torch.zeros(1, policy.actions.dim, device=device)
     is_first, rows, done = torch.ones(1, device=device), [], False
     while not done:
         batch, _, _ = batch_observation(obs, agent.observation_space, "probe_agent")
-        action, latent = policy.act(obs_as_tensor(batch, device), latent, prev_action, is_first, deterministic=True)
-        features = policy.rssm.features(latent)
+        action, state = policy.act(obs_as_tensor(batch, device), state, prev_action, is_first, deterministic=True)
+        features = policy.rssm.features(state if isinstance(state, RSSMState) else state[0])
         # Vector observations are listed; frames and dicts are too large for a table.
         row = {f"obs_{i}": float(x) for i, x in enumerate(np.ravel(obs))} if np.ndim(obs) == 1 else {}
         row.update({f"action_{i}": float(x) for i, x in enumerate(action[0].cpu().numpy())})
         row.update(
-            value=float(policy.critic(features)),
-            slow_value=float(policy.slow_critic(features)),
+            value=float(policy.critic(features)) if policy.critic is not None else np.nan,
+            slow_value=float(policy.slow_critic(features)) if policy.slow_critic is not None else np.nan,
             predicted_reward=float(policy.rssm.reward(features, action)),
             continue_prob=float(policy.rssm.cont(features, action)),
         )
@@ -96,7 +104,8 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("agent", type=Path, help="a DreamerAgent saved with agent.save(...)")
+    parser.add_argument("agent", type=Path, help="an agent saved with agent.save(...)")
+    parser.add_argument("--algo", choices=sorted(LEARNERS), default="dreamer", help="the learner that saved it")
     parser.add_argument("--env", required=True, help="env id, e.g. CA11/ContinuousCartPole-v0")
     parser.add_argument("--seed", type=int, default=100, help="reset seed of the episode")
     parser.add_argument("--every", type=int, default=20, help="print every N-th step")
@@ -109,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no saved agent at {args.agent}", file=sys.stderr)
         return 2
     try:
-        agent = DreamerAgent.load(args.agent, device="cpu")
+        agent = LEARNERS[args.algo].load(args.agent, device="cpu")
         env = gym.make(args.env)
     except (ValueError, gym.error.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)

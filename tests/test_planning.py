@@ -285,9 +285,57 @@ def test_the_terminal_value_critic_learns_the_replayed_returns(learner, terminat
     _, _, features = agent._model_loss(batch)
     for _ in range(300):
         terms = agent._train_value(batch, features)
-    assert set(terms) == {"critic/loss", "critic/target"}
+    assert set(terms) == {"critic/loss", "critic/target", "critic/td_loss"}
     values = agent.policy.critic(features.detach())[:, :-1]
     torch.testing.assert_close(values, torch.full_like(values, expected), atol=0.15, rtol=0.0)
+
+
+@pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
+def test_the_monte_carlo_value_loss_pulls_the_critic_towards_the_stored_returns(learner):
+    # TD(lambda) targets say 2 (reward 1, gamma 0.5); the stored Monte-Carlo returns say 4 where they are known.
+    # With both losses at equal weight the critic settles between them, and unknown (NaN) returns are ignored.
+    batch = {
+        "observations": torch.randn(2, 8, 3),
+        "actions": torch.zeros(2, 8, 1),
+        "rewards": torch.ones(2, 8),
+        "terminated": torch.zeros(2, 8),
+        "is_first": torch.zeros(2, 8),
+        "returns": torch.full((2, 8), 4.0),
+    }
+    finals = {}
+    for coef, returns in ((1.0, 4.0), (1.0, float("nan")), (0.0, 4.0)):
+        agent = _value_agent(learner, gamma=0.5, critic_tau=1.0, critic_lr=3e-3, mc_value_coef=coef)
+        batch["returns"] = torch.full((2, 8), returns)
+        _, _, features = agent._model_loss(batch)
+        for _ in range(300):
+            terms = agent._train_value(batch, features)
+        assert ("critic/mc_loss" in terms) == (coef > 0 and returns == 4.0)
+        finals[coef, returns == 4.0] = float(agent.policy.critic(features.detach())[:, :-1].mean())
+    assert 2.3 < finals[1.0, True] < 3.7
+    assert abs(finals[1.0, False] - 2.0) < 0.15 and abs(finals[0.0, True] - 2.0) < 0.15
+
+
+@pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
+def test_returns_cut_by_a_time_limit_are_bootstrapped_from_the_slow_critic(learner):
+    # Episodes of 20 steps; no update before step 30, so the first episode's stored returns end with the slow
+    # critic's value of its final observation (gamma * v), and are the plain discounted rewards without a critic.
+    stored = {}
+    for weight in (1.0, 0.0):
+        env = gym.make("Pendulum-v1", max_episode_steps=20)
+        small = _SMALL_RSSM if learner is RSSMAgent else _SMALL_WM
+        agent = learner("MlpPolicy", env, seed=0, **{**small, "learning_starts": 30, "terminal_value": weight})
+        if weight:
+            with torch.no_grad():
+                for p in agent.policy.slow_critic.parameters():  # values that are not all 0
+                    p.normal_(0.0, 0.3)
+        with pytest.warns(UserWarning, match="before any update"):  # the point: no critic update yet
+            agent.learn(25)
+        data = agent.replay_buffer.data
+        returns, rewards = data["returns"][0], data["rewards"][0]
+        assert np.isfinite(returns[:20]).all() and np.isnan(returns[20:25]).all()
+        np.testing.assert_allclose(returns[:19], rewards[:19] + agent.gamma * returns[1:20], rtol=1e-5, atol=1e-4)
+        stored[weight] = returns[19] - rewards[19]
+    assert stored[0.0] == 0.0 and abs(stored[1.0]) > 1e-3
 
 
 @pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])

@@ -25,7 +25,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 import ca11_gym  # noqa: F401  (registers the CA11 ids)
 from benchmarks.algos import ALGOS, get_algo, merge_hyperparams, register_variant, variant_spec
-from ca11_agents import DreamerAgent
+from ca11_agents import DreamerAgent, RSSMAgent
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "CA11/ContinuousPendulum-v0"
@@ -335,3 +335,21 @@ def test_probe_agent_puts_values_next_to_the_returns_paid(tmp_path: Path, capsys
     assert probe.main([str(tmp_path / "missing.zip"), "--env", "CA11/ContinuousCartPole-v0"]) == 2
     assert probe.main([*args[:1], "--env", "CA11/ContinuousPendulum-v0"]) == 2  # 3 observations, not 4
     assert "trained on" in capsys.readouterr().err
+    assert probe.main([*args, "--algo", "rssm_agent"]) == 2  # a Dreamer file is no RSSMAgent checkpoint
+    assert "RSSMAgent" in capsys.readouterr().err
+
+
+def test_probe_agent_probes_the_rssm_planners_critic(tmp_path: Path) -> None:
+    small = {"learning_starts": 40, "batch_size": 2, "seq_len": 8, "horizon": 3,
+             "planner_kwargs": {"candidates": 8, "elites": 2, "iterations": 1},
+             "policy_kwargs": {"hidden_dim": 16, "state_dim": 16, "classes": 4, "units": 16, "bins": 31}}  # fmt: skip
+    agent = RSSMAgent("MlpPolicy", "CA11/ContinuousCartPole-v0", seed=0, device="cpu", **small).learn(60)
+    agent.save(tmp_path / "rssm.zip")
+    probe = load_script("probe_agent")
+    args = [str(tmp_path / "rssm.zip"), "--algo", "rssm_agent", "--env", "CA11/ContinuousCartPole-v0", "--seed", "3"]
+    assert probe.main([*args, "--csv", str(tmp_path / "p.csv")]) == 0
+    table = pd.read_csv(tmp_path / "p.csv")
+    returns, _ = evaluate_policy(agent, make_vec_env("CA11/ContinuousCartPole-v0", n_envs=1, seed=3),
+                                 n_eval_episodes=1, deterministic=True, return_episode_rewards=True)  # fmt: skip
+    assert table["reward"].sum() == pytest.approx(returns[0])  # the episode its planner plays
+    assert table["value"].notna().all() and table["continue_prob"].between(0, 1).all()

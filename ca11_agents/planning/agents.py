@@ -186,8 +186,8 @@ class PlanningAgent(ModelBasedAlgorithm):
                 )
             loss = policy.critic.loss(features[:, :-1], targets).mean()
             terms = {"critic/td_loss": loss.detach()}
-            known = torch.isfinite(batch["returns"])  # NaN: the episode is still running
-            if self.mc_value_coef > 0.0 and bool(known.any()):
+            known = torch.isfinite(batch["returns"]) if self.mc_value_coef > 0.0 else None  # NaN: still running
+            if known is not None and bool(known.any()):
                 terms["critic/mc_loss"] = policy.critic.loss(features[known], batch["returns"][known]).mean()
                 loss = loss + self.mc_value_coef * terms["critic/mc_loss"]
         if not self._finite(loss, "critic/loss"):
@@ -197,7 +197,7 @@ class PlanningAgent(ModelBasedAlgorithm):
         torch.nn.utils.clip_grad_norm_(policy.critic.parameters(), self.grad_clip, foreach=True)
         self.critic_optimizer.step()
         policy.update_slow_critic(self.critic_tau)
-        return {"critic/loss": loss.detach(), "critic/target": targets.mean(), **{k: v.detach() for k, v in terms.items()}}
+        return {"critic/loss": loss.detach(), "critic/target": targets.mean(), **terms}
 
     def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
         """The slow critic's values of the final observations of episodes cut by a time limit (the bootstrap of
