@@ -200,6 +200,13 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
                 "the learned terminal value: candidates are scored by their summed rewards alone",
                 f"Hafner et al., 2019 (PlaNet) plans on rewards alone; {_TDMPC} adds a value beyond the horizon",
             ),
+            Variant("long_horizon", {"horizon": 24}, "nothing: twice the planning horizon (twice the cost of acting)",
+                    "This project (benchmarks/README.md): the lever measured on the cart-pole's drift"),
+            Variant(
+                "mc_value", {"mc_value_coef": 1.0},
+                "nothing: the critic also regresses the Monte-Carlo returns of finished episodes",
+                "This project: DreamerAgent's Monte-Carlo value loss (benchmarks/README.md, 'The cart-pole')",
+            ),
         )
     },
 }

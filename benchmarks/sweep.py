@@ -70,7 +70,7 @@ SEARCH_SPACE: dict[str, BaseDistribution] = {
 }
 
 #: The planners' knobs: the world model's training (learning rate, replay ratio) and the search (horizon, method,
-#: discount, the weight of the learned terminal value); the cost of acting grows with the horizon. Defaults in
+#: discount, the weight of the learned terminal value and of its Monte-Carlo loss); the cost of acting grows with the horizon. Defaults in
 #: brackets. The discount stays below 1: the terminal value's critic bootstraps returns of episodes that only a time
 #: limit ends, which an undiscounted sum lets grow without bound.
 _PLANNER_SPACE: dict[str, BaseDistribution] = {
@@ -81,6 +81,7 @@ _PLANNER_SPACE: dict[str, BaseDistribution] = {
     "planner": CategoricalDistribution(["cem", "mppi"]),  # ["cem"]
     "gamma": CategoricalDistribution([0.95, 0.99, 0.997]),  # [0.99]
     "terminal_value": CategoricalDistribution([0.0, 0.5, 1.0]),  # [0 world model, 1 RSSM]
+    "mc_value_coef": CategoricalDistribution([0.0, 0.3, 1.0]),  # [0] (no effect where terminal_value is 0)
 }
 
 #: The search space of each learner the sweep can tune (``--algo``).
