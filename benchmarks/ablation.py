@@ -203,6 +203,11 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
             Variant("long_horizon", {"horizon": 24}, "nothing: twice the planning horizon (twice the cost of acting)",
                     "This project (benchmarks/README.md): the lever measured on the cart-pole's drift"),
             Variant(
+                "no_exploration_noise", {"planner_kwargs": {"exploration_std": 0.0}},
+                "the training actions' noise (the refined plan's spread): it trains with the evaluation's actions",
+                "TD-MPC samples from the refined plan; PlaNet adds N(0, 0.3) to its mean",
+            ),
+            Variant(
                 "mc_value", {"mc_value_coef": 1.0},
                 "nothing: the critic also regresses the Monte-Carlo returns of finished episodes",
                 "This project: DreamerAgent's Monte-Carlo value loss (benchmarks/README.md, 'The cart-pole')",

@@ -52,6 +52,21 @@ def test_cem_and_mppi_improve_on_random_shooting_with_the_same_budget(method):
     assert float(best) > float(shooting) + 0.05
 
 
+def test_exploration_noise_is_the_plans_spread_a_fixed_std_or_none():
+    # The same draws (seeded global generator) refine the same plan; only the noise around its mean differs.
+    objective = lambda candidates: -(candidates**2).sum((-2, -1))  # noqa: E731  (best at 0: no clamping)
+    actions = {}
+    for std in (None, 0.0, 0.1, 0.2):
+        torch.manual_seed(0)
+        planner = Planner(2, horizon=3, candidates=32, elites=4, iterations=2, exploration_std=std)
+        actions[std] = planner.plan(objective, planner.initial_plan(5, torch.device("cpu")), deterministic=False)[0]
+    mean = actions[0.0]  # no noise: the plan's mean
+    torch.testing.assert_close((actions[0.1] - mean) / 0.1, (actions[0.2] - mean) / 0.2)  # one draw, scaled
+    assert float((actions[0.1] - mean).abs().max()) > 0 and not torch.equal(actions[None], mean)
+    with pytest.raises(ValueError, match="exploration_std"):
+        Planner(1, exploration_std=-0.1)
+
+
 def test_discrete_cem_finds_the_best_choices():
     target = torch.tensor([2, 0, 1, 1])  # the rewarded choice at each of 4 steps, out of 3
 

@@ -31,7 +31,8 @@ _PLANNER_ARGS = """
         horizon: steps planned ahead.
         planner_kwargs: the rest of :class:`~ca11_agents.planning.planner.Planner` (``candidates``, ``iterations``,
             ``elites``, ``temperature``, ``momentum``, ``init_std``, ``min_std``, ``min_prob``): the knobs of the
-            cost of acting, which grows with ``candidates * iterations * horizon``.
+            cost of acting, which grows with ``candidates * iterations * horizon``; and ``exploration_std``, the
+            noise of the training actions (``None``: the refined plan's own spread; ``0``: the plan's mean).
         terminal_value: weight of a learned value of a candidate's last imagined state in its score (1: the
             discounted return beyond the horizon; TD-MPC's terminal value, Hansen et al., 2022). A critic on the
             model's latent regresses TD(lambda) returns of the replayed windows (the value of the agent's own

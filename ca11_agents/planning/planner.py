@@ -49,6 +49,9 @@ class Planner:
         min_std: the standard deviation never falls below this (keeps searching).
         min_prob: every discrete choice keeps at least this probability after a refit (keeps searching); with many
             choices ``k`` at most half the mass is spread, so the floor is ``min(min_prob, 1 / (2 k))``.
+        exploration_std: the noise of the continuous actions taken when not ``deterministic`` (while training):
+            ``None`` the refined plan's own standard deviation (TD-MPC's), a number a fixed Gaussian standard deviation
+            around the plan's mean (PlaNet adds 0.3), ``0`` the plan's mean itself (the evaluation's actions).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Planner:
         init_std: float = 0.5,
         min_std: float = 0.05,
         min_prob: float = 0.02,
+        exploration_std: float | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"Planner: method must be one of {METHODS}, got {method!r}")
@@ -83,6 +87,8 @@ class Planner:
             )
         if not 0.0 <= min_prob < 1.0:
             raise ValueError(f"Planner: need 0 <= min_prob < 1, got {min_prob}")
+        if exploration_std is not None and not exploration_std >= 0.0:
+            raise ValueError(f"Planner: exploration_std must be None or >= 0, got {exploration_std!r}")
         nvec = tuple(int(k) for k in nvec)
         if nvec and sum(nvec) != action_dim:
             raise ValueError(f"Planner: the one-hot blocks {nvec} do not sum to action_dim={action_dim}")
@@ -91,6 +97,7 @@ class Planner:
         self.elites = int(elites)
         self.temperature, self.momentum = temperature, momentum
         self.init_std, self.min_std, self.min_prob = init_std, min_std, min_prob
+        self.exploration_std = None if exploration_std is None else float(exploration_std)
 
     @property
     def discrete(self) -> bool:
@@ -163,7 +170,8 @@ class Planner:
 
         Returns:
             ``(actions (n, A), next plan (n, H, A), best score (n,))``: the first step of the refined plan (its
-            mean, or its most likely choices; if not ``deterministic``, a draw from the refined distribution), the
+            mean, or its most likely choices; if not ``deterministic``, a draw from the refined distribution, or
+            around its mean with ``exploration_std``), the
             plan shifted for the next step, and the best candidate's score.
         """
         generator = torch.Generator(plan.device).manual_seed(0) if deterministic else None
@@ -187,5 +195,9 @@ class Planner:
             choices = [p.argmax(-1) if deterministic else torch.multinomial(p, 1).squeeze(-1) for p in blocks]
             action = torch.cat([F.one_hot(c, p.shape[-1]) for c, p in zip(choices, blocks)], -1).to(mean.dtype)
         else:
-            action = first if deterministic else (first + std[:, 0] * torch.randn_like(first)).clamp(-1.0, 1.0)
+            noise = std[:, 0] if self.exploration_std is None else self.exploration_std
+            if deterministic or self.exploration_std == 0.0:
+                action = first
+            else:
+                action = (first + noise * torch.randn_like(first)).clamp(-1.0, 1.0)
         return action, self.shift(mean), best
