@@ -70,9 +70,9 @@ SEARCH_SPACE: dict[str, BaseDistribution] = {
 }
 
 #: The planners' knobs: the world model's training (learning rate, replay ratio) and the search (horizon, method,
-#: discount, the weight of the learned terminal value and of its Monte-Carlo loss); the cost of acting grows with the horizon. Defaults in
-#: brackets. The discount stays below 1: the terminal value's critic bootstraps returns of episodes that only a time
-#: limit ends, which an undiscounted sum lets grow without bound.
+#: discount, the weight of the learned terminal value and of its Monte-Carlo loss); the cost of acting grows with the
+#: horizon. Defaults in brackets. The discount stays below 1: the terminal value's critic bootstraps returns of
+#: episodes that only a time limit ends, which an undiscounted sum lets grow without bound.
 _PLANNER_SPACE: dict[str, BaseDistribution] = {
     "learning_rate": FloatDistribution(1e-4, 3e-3, log=True),  # [1e-3]
     "train_freq": CategoricalDistribution([1, 2, 4]),  # [1 world model, 2 RSSM]

@@ -37,6 +37,12 @@ class LatentCritic(nn.Module):
         loss = self.twohot.loss(logits, targets)
         return loss if slow_targets is None else loss + self.twohot.loss(logits, slow_targets)
 
+    def monte_carlo_loss(self, features: Tensor, returns: Tensor) -> Tensor | None:
+        """The mean :meth:`loss` against the stored Monte-Carlo ``returns`` ``(B, T)`` of the windows' features
+        ``(B, T, F)``, where they are known (NaN: the episode is still running); ``None`` where none is."""
+        known = torch.isfinite(returns)
+        return self.loss(features[known], returns[known]).mean() if bool(known.any()) else None
+
 
 @torch.no_grad()
 def update_slow(slow: nn.Module, critic: nn.Module, tau: float) -> None:

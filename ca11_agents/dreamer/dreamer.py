@@ -319,10 +319,10 @@ class DreamerAgent(ModelBasedAlgorithm):
                     real_slow = policy.slow_critic(real[:, :-1])
                 critic_terms["critic/replay_loss"] = policy.critic.loss(real[:, :-1], real_returns, real_slow).mean()
                 critic_loss = critic_loss + self.replay_value_coef * critic_terms["critic/replay_loss"]
-            known = torch.isfinite(batch["returns"])  # NaN: the episode is still running
-            if self.mc_value_coef > 0.0 and bool(known.any()):
-                critic_terms["critic/mc_loss"] = policy.critic.loss(real[known], batch["returns"][known]).mean()
-                critic_loss = critic_loss + self.mc_value_coef * critic_terms["critic/mc_loss"]
+            mc_loss = policy.critic.monte_carlo_loss(real, batch["returns"]) if self.mc_value_coef > 0.0 else None
+            if mc_loss is not None:
+                critic_terms["critic/mc_loss"] = mc_loss
+                critic_loss = critic_loss + self.mc_value_coef * mc_loss
         if self._finite(critic_loss, "critic/loss"):
             self.critic_optimizer.zero_grad(set_to_none=True)
             critic_loss.backward()

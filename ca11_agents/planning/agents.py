@@ -187,10 +187,10 @@ class PlanningAgent(ModelBasedAlgorithm):
                 )
             loss = policy.critic.loss(features[:, :-1], targets).mean()
             terms = {"critic/td_loss": loss.detach()}
-            known = torch.isfinite(batch["returns"]) if self.mc_value_coef > 0.0 else None  # NaN: still running
-            if known is not None and bool(known.any()):
-                terms["critic/mc_loss"] = policy.critic.loss(features[known], batch["returns"][known]).mean()
-                loss = loss + self.mc_value_coef * terms["critic/mc_loss"]
+            mc_loss = policy.critic.monte_carlo_loss(features, batch["returns"]) if self.mc_value_coef > 0.0 else None
+            if mc_loss is not None:
+                terms["critic/mc_loss"] = mc_loss
+                loss = loss + self.mc_value_coef * mc_loss
         if not self._finite(loss, "critic/loss"):
             return {}
         self.critic_optimizer.zero_grad(set_to_none=True)

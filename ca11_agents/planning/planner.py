@@ -195,9 +195,9 @@ class Planner:
             choices = [p.argmax(-1) if deterministic else torch.multinomial(p, 1).squeeze(-1) for p in blocks]
             action = torch.cat([F.one_hot(c, p.shape[-1]) for c, p in zip(choices, blocks)], -1).to(mean.dtype)
         else:
-            noise = std[:, 0] if self.exploration_std is None else self.exploration_std
             if deterministic or self.exploration_std == 0.0:
                 action = first
             else:
-                action = (first + noise * torch.randn_like(first)).clamp(-1.0, 1.0)
+                scale = std[:, 0] if self.exploration_std is None else self.exploration_std
+                action = (first + scale * torch.randn_like(first)).clamp(-1.0, 1.0)
         return action, self.shift(mean), best
