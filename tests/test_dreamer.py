@@ -283,3 +283,52 @@ def test_load_then_set_env_then_learn_as_in_sb3(trained, tmp_path):
     agent.set_env(gym.make("Pendulum-v1"))
     agent.learn(60, reset_num_timesteps=False)
     assert agent.num_timesteps == 360 and agent._n_updates > trained._n_updates
+
+
+def test_saturation_counts_only_means_beyond_the_bound():
+    from ca11_agents import LatentActor
+
+    actor = LatentActor(latent_dim=3, action_dim=2, hidden_dims=[8])
+    feats = torch.randn(5, 3)
+    with torch.no_grad():
+        mean, _ = actor._params(feats)
+    expected = torch.relu(mean.abs() - actor.saturation_bound).pow(2).sum(-1)
+    torch.testing.assert_close(actor.saturation(feats), expected)
+    assert (expected == 0).all()  # a fresh actor's means sit well inside +-2
+    with torch.no_grad():
+        actor.net[-1].bias[:2] = torch.tensor([3.0, -5.0])  # means pushed deep into tanh's tails
+        mean, _ = actor._params(feats)
+    torch.testing.assert_close(actor.saturation(feats), (mean.abs() - 2.0).pow(2).sum(-1))
+
+
+def test_the_saturation_penalty_pulls_a_saturated_actor_back():
+    grads, terms = {}, {}
+    for coef in (0.0, 1.0):
+        agent = DreamerAgent("MlpPolicy", "CA11/ContinuousCartPole-v0", seed=0, saturation_coef=coef, **TINY)
+        agent.learn(60)
+        bias = agent.policy.actor.net[-1].bias
+        with torch.no_grad():
+            bias[0] = 6.0  # a bang-bang actor: tanh(6) = 0.99999, a 6,000th of a gradient gets through
+        agent.actor_optimizer.step = lambda: grads.__setitem__(coef, bias.grad[0].item())  # what the update applies
+        torch.manual_seed(1)
+        terms[coef] = agent.train()
+    assert "actor/saturation" not in terms[0.0]
+    assert terms[1.0]["actor/saturation"] > 9.0  # (|mean| - 2)^2 with means near 6
+    # Everything else equal (same agent, same batch, same draws), the penalty's gradient 2 (|mean| - 2) is added:
+    # descent lowers the saturated mean.
+    assert grads[1.0] - grads[0.0] > 4.0, grads
+
+
+def test_a_checkpoint_from_before_the_saturation_penalty_loads_without_it(trained, tmp_path):
+    import json
+
+    trained.save(tmp_path / "new.zip")
+    with zipfile.ZipFile(tmp_path / "new.zip") as archive:
+        header, payload = json.loads(archive.read("config.json")), archive.read("tensors.safetensors")
+    del header["config"]["init_kwargs"]["saturation_coef"]  # what a file of an earlier version holds
+    with zipfile.ZipFile(tmp_path / "old.zip", "w") as archive:
+        archive.writestr("config.json", json.dumps(header))
+        archive.writestr("tensors.safetensors", payload)
+    assert DreamerAgent.load(tmp_path / "old.zip").saturation_coef == 0.0
+    with pytest.raises(ValueError, match="saturation_coef"):
+        DreamerAgent("MlpPolicy", "Pendulum-v1", saturation_coef=-1.0)

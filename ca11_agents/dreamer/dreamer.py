@@ -33,6 +33,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from ca11_agents.common.base import ModelBasedAlgorithm
 from ca11_agents.common.losses import replay_lambda_returns
 from ca11_agents.common.spaces import batch_observation, obs_as_tensor
+from ca11_agents.dreamer.actor import LatentActor
 from ca11_agents.dreamer.imagination import ReturnNormalizer, frozen, imagine, imagine_sampled, imagined_returns
 from ca11_agents.dreamer.policies import DreamerCnnPolicy, DreamerMultiInputPolicy, DreamerPolicy
 from ca11_agents.world_models.rssm import RSSMState
@@ -110,6 +111,10 @@ class DreamerAgent(ModelBasedAlgorithm):
             the episode). They see a whole episode ahead at once, where imagined returns see ``imagination_horizon``
             steps: this is what teaches the cart-pole's values that a slow drift ends at the track's edge (0: off;
             not part of DreamerV3).
+        saturation_coef: weight of a penalty on the actor's pre-squash means beyond +-2 on the replayed states that
+            imagination starts from (:meth:`LatentActor.saturation`; continuous actions only). Without it the
+            dynamics-gradient actor can push its means deep into tanh's flat tails, where almost no gradient comes
+            back, and stay there (0: off; not part of DreamerV3).
         grad_clip: clip of every gradient's global norm.
         on_nonfinite: what a non-finite loss (world model, actor or critic) does: ``"raise"`` a ``ValueError``
             naming it, or ``"skip"`` with a warning (the whole update for the world model's, that optimizer's step
@@ -132,6 +137,7 @@ class DreamerAgent(ModelBasedAlgorithm):
     }
     policy: DreamerPolicy
     tb_log_name: ClassVar[str] = "Dreamer"
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"saturation_coef": 0.0}
 
     def __init__(
         self,
@@ -156,6 +162,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         critic_tau: float = 0.02,
         replay_value_coef: float = 0.0,
         mc_value_coef: float = 0.3,
+        saturation_coef: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
         precision: str = "float32",
@@ -194,7 +201,7 @@ class DreamerAgent(ModelBasedAlgorithm):
             actor_grad = "reinforce" if _discrete(getattr(self, "action_space", None)) else "dynamics"
         self.actor_grad, self.replay_value_coef, self.mc_value_coef = actor_grad, replay_value_coef, mc_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
-        self.normalize_returns = normalize_returns
+        self.normalize_returns, self.saturation_coef = normalize_returns, saturation_coef
         if _init_setup_model:
             self._setup_model()
 
@@ -295,6 +302,10 @@ class DreamerAgent(ModelBasedAlgorithm):
         step = self._actor_step_reinforce if self.actor_grad == "reinforce" else self._actor_step_dynamics
         with self.autocast():  # the actor's backward runs inside: its loss needs the graph of the imagination
             imagined = step(start)
+            saturation = None
+            if self.saturation_coef > 0.0 and isinstance(policy.actor, LatentActor):
+                saturation = policy.actor.saturation(imagined.feats[:, 0]).mean()
+                (self.saturation_coef * saturation).backward()
         if self._finite(imagined.actor_loss, "actor/loss"):
             torch.nn.utils.clip_grad_norm_(policy.actor.parameters(), self.grad_clip, foreach=True)
             self.actor_optimizer.step()
@@ -343,6 +354,8 @@ class DreamerAgent(ModelBasedAlgorithm):
                 **{k: v.detach() for k, v in critic_terms.items()},
             }
         )
+        if saturation is not None:
+            terms["actor/saturation"] = saturation.detach()
         return terms
 
     def _terminal_values(self, cut: list[int], final_obs: Any, action: torch.Tensor) -> np.ndarray:
