@@ -73,3 +73,24 @@ def test_rssm_arguments_reach_the_agent_and_its_checkpoint(tmp_path):
     loaded = DreamerAgent.load(tmp_path / "a.zip")
     obs = np.zeros(3, np.float32)
     np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+
+
+def test_the_termination_weight_scales_the_continue_loss_of_terminal_steps_only():
+    data = batch(torch.randn(2, 5, 3))
+    data["terminated"][0, 2] = 1.0
+    losses = {}
+    for weight in (1.0, 10.0):
+        torch.manual_seed(0)  # the same networks, the same posterior draws
+        rssm = RecurrentStateSpaceModel(3, 2, **SMALL, termination_weight=weight)
+        torch.manual_seed(1)
+        losses[weight] = rssm.loss_terms(data)[1]["continue_loss"].item() * data["terminated"].numel()
+    torch.manual_seed(0)
+    rssm = RecurrentStateSpaceModel(3, 2, **SMALL)
+    torch.manual_seed(1)
+    _, _, post = rssm.loss_terms(data)
+    logits = rssm.cont_head(torch.cat([rssm.features(post), data["actions"]], -1)).squeeze(-1)
+    terminal = torch.nn.functional.softplus(logits[0, 2]).item()  # -log(1 - sigmoid): the "ends here" term
+    assert losses[10.0] - losses[1.0] == pytest.approx(9.0 * terminal, rel=1e-4)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="termination_weight"):
+            RecurrentStateSpaceModel(3, 2, **SMALL, termination_weight=bad)
