@@ -1,8 +1,11 @@
-"""Settings for the whole test session: headless pygame, and one thread per library (the suite shares 2 cores)."""
+"""Settings for the whole test session (headless pygame, one thread per library: the suite shares 2 cores) and the
+fixtures that several test files use."""
 
 from __future__ import annotations
 
 import os
+
+import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # "human" rendering opens no window
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # pygame.init() finds no sound card in CI
@@ -20,3 +23,23 @@ if torch is not None:
 
 def pytest_configure(config) -> None:  # noqa: ANN001
     config.addinivalue_line("markers", "slow: takes more than ~10 s (deselect with -m 'not slow'); CI runs them all")
+
+
+@pytest.fixture
+def checkpoint_without(tmp_path):
+    """``checkpoint_without(saved, name)``: a copy of the checkpoint ``saved`` whose stored constructor arguments lack
+    ``name``, as a file written before that argument existed holds them."""
+    import json
+    import zipfile
+
+    def write(saved, name: str):
+        with zipfile.ZipFile(saved) as archive:
+            header, payload = json.loads(archive.read("config.json")), archive.read("tensors.safetensors")
+        del header["config"]["init_kwargs"][name]
+        old = tmp_path / f"without_{name}.zip"
+        with zipfile.ZipFile(old, "w") as archive:
+            archive.writestr("config.json", json.dumps(header))
+            archive.writestr("tensors.safetensors", payload)
+        return old
+
+    return write
