@@ -171,8 +171,8 @@ class Planner:
         Returns:
             ``(actions (n, A), next plan (n, H, A), best score (n,))``: the first step of the refined plan (its
             mean, or its most likely choices; if not ``deterministic``, a draw from the refined distribution, or
-            around its mean with ``exploration_std``), the
-            plan shifted for the next step, and the best candidate's score.
+            around its mean with ``exploration_std``), the plan shifted for the next step, and the best candidate's
+            score.
         """
         generator = torch.Generator(plan.device).manual_seed(0) if deterministic else None
         if plan.dim() != 3 or plan.shape[1:] != (self.horizon, self.action_dim):
