@@ -96,6 +96,7 @@ RULES: dict[str, Rule | OneOf] = {
     "critic_tau": Rule(float, 0.0, 1.0, open_low=True),
     "replay_value_coef": _NON_NEGATIVE,
     "mc_value_coef": _NON_NEGATIVE,
+    "mc_max_age": Rule(int, 1, optional=True),
     "saturation_coef": _NON_NEGATIVE,
     "grad_clip": Rule(float, 0.0, open_low=True, infinite=True),  # 0 stops learning, < 0 ascends; inf: no clip
     "horizon": _COUNT,

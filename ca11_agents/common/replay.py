@@ -140,17 +140,30 @@ class SequenceReplayBuffer:
         """Whether windows of ``seq_len`` steps exist yet."""
         return self.count >= seq_len
 
-    def sample(self, batch_size: int, seq_len: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    def sample(
+        self,
+        batch_size: int,
+        seq_len: int,
+        device: torch.device | str = "cpu",
+        returns_max_age: int | None = None,
+    ) -> dict[str, torch.Tensor]:
         """``batch_size`` windows of ``seq_len`` consecutive steps, as tensors ``(B, T, ...)`` in their stored dtypes
-        (a Dict observation as a dict of them under ``"observations"``)."""
+        (a Dict observation as a dict of them under ``"observations"``).
+
+        ``returns_max_age``: the ``returns`` of steps stored that many steps ago (per environment) or earlier come
+        back as NaN (unknown): the returns an older policy earned. ``None``: all known returns.
+        """
         if not self.can_sample(seq_len):
             raise ValueError(f"SequenceReplayBuffer: {self.count} steps per env stored, cannot sample {seq_len}")
         env = self.rng.integers(0, self.n_envs, size=batch_size)
         oldest = (self.pos - self.count) % self.size_per_env
         offset = self.rng.integers(0, self.count - seq_len + 1, size=batch_size)
         steps = (oldest + offset[:, None] + np.arange(seq_len)) % self.size_per_env  # (B, T)
-        batch = {k: torch.as_tensor(v[env[:, None], steps], device=device) for k, v in self.data.items()}
-        return join_observation(batch)
+        fields = {k: v[env[:, None], steps] for k, v in self.data.items()}
+        if returns_max_age is not None:
+            age = (self.pos - 1 - steps) % self.size_per_env  # 0: the newest step
+            fields["returns"] = np.where(age < returns_max_age, fields["returns"], np.float32(np.nan))
+        return join_observation({k: torch.as_tensor(v, device=device) for k, v in fields.items()})
 
     # ------------------------------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> None:

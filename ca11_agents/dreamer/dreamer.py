@@ -111,6 +111,8 @@ class DreamerAgent(ModelBasedAlgorithm):
             the episode). They see a whole episode ahead at once, where imagined returns see ``imagination_horizon``
             steps: this is what teaches the cart-pole's values that a slow drift ends at the track's edge (0: off;
             not part of DreamerV3).
+        mc_max_age: the Monte-Carlo value loss uses only the returns of steps stored within the last ``mc_max_age``
+            env steps (per environment): returns that the current policy, not an early one, earned. ``None``: all.
         saturation_coef: weight of a penalty on the actor's pre-squash means beyond +-2 on the replayed states that
             imagination starts from (:meth:`LatentActor.saturation`; continuous actions only). Without it the
             dynamics-gradient actor can push its means deep into tanh's flat tails, where almost no gradient comes
@@ -138,7 +140,7 @@ class DreamerAgent(ModelBasedAlgorithm):
     }
     policy: DreamerPolicy
     tb_log_name: ClassVar[str] = "Dreamer"
-    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"saturation_coef": 0.0}
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"saturation_coef": 0.0, "mc_max_age": None}
 
     def __init__(
         self,
@@ -163,6 +165,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         critic_tau: float = 0.02,
         replay_value_coef: float = 0.0,
         mc_value_coef: float = 0.3,
+        mc_max_age: int | None = None,
         saturation_coef: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
@@ -203,6 +206,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.actor_grad, self.replay_value_coef, self.mc_value_coef = actor_grad, replay_value_coef, mc_value_coef
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns, self.saturation_coef = normalize_returns, saturation_coef
+        self.mc_max_age = mc_max_age
         if _init_setup_model:
             self._setup_model()
 
@@ -285,7 +289,7 @@ class DreamerAgent(ModelBasedAlgorithm):
     def train(self) -> dict[str, torch.Tensor]:
         """One update of the world model, the actor and the critic. Returns the loss terms (tensors)."""
         policy = self.policy
-        batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device)
+        batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device, self.mc_max_age)
 
         with self.autocast():
             model_loss, terms, post = policy.rssm.loss_terms(batch)
