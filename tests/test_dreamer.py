@@ -256,6 +256,25 @@ def test_each_actor_gradient_trains_actor_and_critic(actor_grad, value_losses):
         assert not torch.equal(torch.nn.utils.parameters_to_vector(net.parameters()), before[name]), name
 
 
+def test_mc_max_age_leaves_the_returns_of_older_steps_out_of_the_value_loss():
+    agent = DreamerAgent("MlpPolicy", "CA11/ContinuousCartPole-v0", seed=0, **TINY)
+    agent.learn(60)  # random episodes of about 20 steps: many have finished, with returns stored
+    buffer = agent.replay_buffer
+    buffer.data["returns"][:, (buffer.pos - 1) % buffer.size_per_env] = np.nan  # the newest step's episode runs on
+    assert "critic/mc_loss" in agent.train()
+    agent.mc_max_age = 1  # only the newest step's return may be used, and it is not known yet
+    assert "critic/mc_loss" not in agent.train()
+    agent.mc_max_age = 10**6  # older than anything stored: the same as all
+    assert "critic/mc_loss" in agent.train()
+    with pytest.raises(ValueError, match="mc_max_age"):
+        DreamerAgent("MlpPolicy", "Pendulum-v1", mc_max_age=0)
+
+
+def test_a_checkpoint_from_before_mc_max_age_loads_with_every_return(trained, tmp_path, checkpoint_without):
+    trained.save(tmp_path / "new.zip")
+    assert DreamerAgent.load(checkpoint_without(tmp_path / "new.zip", "mc_max_age")).mc_max_age is None
+
+
 def test_world_model_learns_during_a_short_run():
     agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=0, **{**TINY, "train_freq": 1})
     agent.learn(60)

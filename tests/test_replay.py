@@ -1,5 +1,7 @@
 """The sequence replay buffer returns contiguous windows of one environment, also after it wraps around."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -69,6 +71,21 @@ def test_end_episodes_writes_discounted_returns_of_finished_episodes(tmp_path):
     loaded.load(tmp_path / "replay.npz")
     np.testing.assert_array_equal(loaded.data["returns"], buffer.data["returns"])
     np.testing.assert_array_equal(loaded.episode_steps, [1, 1])  # the running episodes continue after a resume
+
+
+def test_returns_older_than_a_given_age_are_sampled_as_unknown():
+    buffer = SequenceReplayBuffer(capacity=40, observation_space=1, action_dim=1, n_envs=2, seed=0)
+    fill(buffer, 53)  # wrapped: steps 33-52 stored per env, the newest at 52
+    buffer.data["returns"][:] = 1.0  # every episode finished
+    rng = copy.deepcopy(buffer.rng)
+    every = buffer.sample(256, 6)
+    buffer.rng = rng
+    recent = buffer.sample(256, 6, returns_max_age=5)
+    step = recent["observations"][..., 0].numpy() % 1000
+    assert np.array_equal(step, every["observations"][..., 0].numpy() % 1000)  # the same windows, the same draws
+    assert np.array_equal(np.isfinite(recent["returns"].numpy()), step >= 48)  # the 5 newest steps only
+    assert (step < 48).any() and (step >= 48).any()
+    assert torch.isfinite(every["returns"]).all()
 
 
 def test_buffers_saved_without_returns_still_load(tmp_path):
