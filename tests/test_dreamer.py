@@ -343,3 +343,5 @@ def test_a_checkpoint_from_before_the_saturation_penalty_loads_without_it(traine
     assert DreamerAgent.load(checkpoint_without(tmp_path / "new.zip", "saturation_coef")).saturation_coef == 0.0
     with pytest.raises(ValueError, match="saturation_coef"):
         DreamerAgent("MlpPolicy", "Pendulum-v1", saturation_coef=-1.0)
+    with pytest.raises(ValueError, match="saturation_coef=1.0.*Discrete"):  # no squashed means to penalise
+        DreamerAgent("MlpPolicy", "CartPole-v1", saturation_coef=1.0)

@@ -114,7 +114,8 @@ class DreamerAgent(ModelBasedAlgorithm):
         mc_max_age: the Monte-Carlo value loss uses only the returns of steps stored within the last ``mc_max_age``
             env steps (per environment): returns that the current policy, not an early one, earned. ``None``: all.
         saturation_coef: weight of a penalty on the actor's pre-squash means beyond +-2 on the replayed states that
-            imagination starts from (:meth:`LatentActor.saturation`; continuous actions only). Without it the
+            imagination starts from (:meth:`LatentActor.saturation`; continuous actions only, a ``ValueError`` for
+            discrete ones). Without it the
             dynamics-gradient actor can push its means deep into tanh's flat tails, where almost no gradient comes
             back, and stay there (0: off; not part of DreamerV3; benchmarks/README.md, "Dreamer on the cart-pole
             over 10,000 steps": it does not stop the cart-pole's drift).
@@ -217,6 +218,11 @@ class DreamerAgent(ModelBasedAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
+        if self.saturation_coef > 0.0 and not isinstance(self.policy.actor, LatentActor):
+            raise ValueError(
+                f"DreamerAgent: saturation_coef={self.saturation_coef} penalises the pre-squash means of a continuous "
+                f"actor; the action space {self.action_space} has a categorical actor (set saturation_coef=0)"
+            )
         self.return_norm = ReturnNormalizer().to(self.device)
         adam = dict(eps=1e-6, foreach=True)
         self.model_optimizer = torch.optim.Adam(self.policy.rssm.parameters(), lr=self.learning_rate, **adam)
@@ -308,7 +314,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         with self.autocast():  # the actor's backward runs inside: its loss needs the graph of the imagination
             imagined = step(start)
             saturation = None
-            if self.saturation_coef > 0.0 and isinstance(policy.actor, LatentActor):
+            if self.saturation_coef > 0.0:
                 saturation = policy.actor.saturation(imagined.feats[:, 0]).mean()
                 (self.saturation_coef * saturation).backward()
         if self._finite(imagined.actor_loss, "actor/loss"):
