@@ -115,9 +115,8 @@ class DreamerAgent(ModelBasedAlgorithm):
             env steps (per environment): returns that the current policy, not an early one, earned. ``None``: all.
         saturation_coef: weight of a penalty on the actor's pre-squash means beyond +-2 on the replayed states that
             imagination starts from (:meth:`LatentActor.saturation`; continuous actions only, a ``ValueError`` for
-            discrete ones). Without it the
-            dynamics-gradient actor can push its means deep into tanh's flat tails, where almost no gradient comes
-            back, and stay there (0: off; not part of DreamerV3; benchmarks/README.md, "Dreamer on the cart-pole
+            discrete ones). Without it the dynamics-gradient actor can push its means deep into tanh's flat tails,
+            where almost no gradient comes back, and stay there (0: off; not part of DreamerV3; benchmarks/README.md, "Dreamer on the cart-pole
             over 10,000 steps": it does not stop the cart-pole's drift).
         grad_clip: clip of every gradient's global norm.
         on_nonfinite: what a non-finite loss (world model, actor or critic) does: ``"raise"`` a ``ValueError``
