@@ -17,6 +17,7 @@ from ca11_agents.world_models.encoders import (
     MLPEncoder,
     MultiDecoder,
     MultiEncoder,
+    ObservationNormalizer,
     build_decoder,
     build_encoder,
     channel_first_space,
@@ -226,3 +227,29 @@ def test_supported_spaces_pass() -> None:
         spaces.Dict({"pixels": image_box(64, 64, 3), "state": spaces.Box(-1, 1, (3,))}),
     ]:
         check_observation_space(space)
+
+
+def test_the_observation_normalizer_keeps_the_mean_and_variance_of_everything_it_saw() -> None:
+    torch.manual_seed(0)
+    space = spaces.Dict({"state": spaces.Box(-np.inf, np.inf, (3,), np.float32), "pixels": image_box(3, 8, 8)})
+    norm = ObservationNormalizer(space)
+    scales = torch.tensor([2.0, 0.02, 300.0])
+    seen = [torch.randn(n, 4, 3) * scales + 5.0 for n in (1, 7, 3)]  # batches of windows (B, T, 3)
+    for part in seen:
+        norm.update({"state": part, "pixels": random_images(part.shape[0], 4, 3, 8, 8)})
+    flat = torch.cat([part.reshape(-1, 3) for part in seen]).double()
+    assert norm.count_0.item() == flat.shape[0]
+    assert torch.allclose(norm.mean_0.double(), flat.mean(0), rtol=1e-5)
+    assert torch.allclose(norm.var_0.double(), flat.var(0, unbiased=False), rtol=1e-4)
+    # Standardised, every dimension spreads alike whatever its scale; images pass through untouched.
+    frames = random_images(11, 4, 3, 8, 8)
+    out = norm.normalize({"state": seen[1], "pixels": frames})
+    assert out["pixels"] is frames
+    assert torch.allclose(out["state"].reshape(-1, 3).std(0), torch.ones(3), atol=0.5)
+    assert torch.allclose(norm.denormalize({"state": out["state"]})["state"], seen[1], rtol=1e-4, atol=1e-3)
+    # A constant dimension stays finite (min_std) and outliers are clipped.
+    const = ObservationNormalizer(spaces.Box(-1, 1, (2,), np.float32), clip=10.0)
+    const.update(torch.zeros(5, 2))
+    assert torch.equal(const.normalize(torch.tensor([[0.0, 1.0]])), torch.tensor([[0.0, 10.0]]))
+    with pytest.raises(ValueError, match="clip > 0"):
+        ObservationNormalizer(space, clip=0.0)

@@ -94,3 +94,31 @@ def test_the_termination_weight_scales_the_continue_loss_of_terminal_steps_only(
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="termination_weight"):
             RecurrentStateSpaceModel(3, 2, **SMALL, termination_weight=bad)
+
+
+def test_standardised_observations_weigh_every_dimension_alike_and_train_their_statistics(tmp_path):
+    torch.manual_seed(0)
+    obs = torch.randn(2, 5, 3) * torch.tensor([1.0, 0.01, 100.0])
+    rssm = RecurrentStateSpaceModel(3, 2, **SMALL, obs_norm=True)
+    assert not rssm.encoder.symlog_obs and not rssm.decoder.symlog_obs  # standardised, not also symlogged
+    with torch.no_grad():  # a probe (no gradients) leaves the statistics as they were
+        rssm.loss_terms(batch(obs))
+    assert rssm.obs_norm.count_0.item() == 0
+    rssm.loss_terms(batch(obs))  # training does fold the batch in
+    assert rssm.obs_norm.count_0.item() == 10
+    normalised = rssm.obs_norm.normalize(obs)
+    feats = torch.randn(2, 5, rssm.feature_dim)
+    assert torch.allclose(rssm.decode(feats), rssm.obs_norm.denormalize(rssm.decoder(feats)))  # observation units
+    assert torch.allclose(rssm.embed(obs), rssm.encoder(normalised))
+    assert torch.allclose(rssm.decoder.loss(feats, normalised), (rssm.decoder(feats) - normalised).pow(2).sum(-1))
+    # The agent's checkpoint carries the statistics.
+    agent = DreamerAgent("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=20, batch_size=2, seq_len=4,
+                         imagination_horizon=2, train_freq=8,
+                         policy_kwargs=dict(hidden_dim=16, state_dim=16, classes=4, units=16, bins=31,
+                                            actor_hidden_dims=[16], critic_hidden_dims=[16],
+                                            rssm_kwargs={"obs_norm": True})).learn(40)  # fmt: skip
+    stats = agent.policy.rssm.obs_norm
+    assert stats.count_0.item() > 0 and not torch.equal(stats.var_0, torch.ones(3))
+    agent.save(tmp_path / "a.zip")
+    loaded = DreamerAgent.load(tmp_path / "a.zip").policy.rssm.obs_norm
+    assert torch.equal(loaded.mean_0, stats.mean_0) and torch.equal(loaded.var_0, stats.var_0)

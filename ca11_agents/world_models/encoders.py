@@ -35,7 +35,7 @@ from ca11_agents.common.nets import mlp
 __all__ = [
     "check_observation_space", "channel_first_space", "build_encoder", "build_decoder", "preprocess_image",
     "image_stages", "ChannelNorm", "MLPEncoder", "MLPDecoder", "CNNEncoder", "CNNDecoder", "MultiEncoder",
-    "MultiDecoder",
+    "MultiDecoder", "ObservationNormalizer",
 ]  # fmt: skip
 
 _SUPPORTED = (
@@ -131,6 +131,82 @@ def channel_first_space(space: gym.Space) -> gym.Space:
 def preprocess_image(obs: Tensor) -> Tensor:
     """Scale uint8 pixels to ``[-0.5, 0.5]`` float32: the encoder's input and the decoder's target."""
     return obs.float() / 255 - 0.5
+
+
+class ObservationNormalizer(nn.Module):
+    """Running per-dimension standardisation of the vector parts of observations: ``(obs - mean) / std``, clipped.
+
+    The reconstruction loss is a sum of squared errors over an observation's dimensions, so without it each
+    dimension counts by its scale: a cart-pole's pole angle spreads over a thirtieth of the cart's position while
+    it balances, and the world model learned it to a spread's worth of error (benchmarks/README.md, "The world
+    model's view of the pole"). Standardised, every dimension weighs alike, in the encoder's input and in the
+    decoder's target.
+
+    The statistics are the mean and variance of every observation passed to :meth:`update` (Chan et al.'s parallel
+    merge, the rule of SB3's ``RunningMeanStd``, kept here in torch buffers so that they live on the model's device
+    and in its state dict). Image parts pass through untouched (:func:`preprocess_image` scales them).
+
+    Args:
+        space: the (channel-first) observation space the world model encodes.
+        clip: standardised values are clipped to ``[-clip, clip]`` (a rare outlier cannot dominate the loss).
+        min_std: the standard deviation never falls below this (a constant dimension stays finite).
+    """
+
+    def __init__(self, space: spaces.Space, clip: float = 10.0, min_std: float = 1e-3) -> None:
+        super().__init__()
+        if not (clip > 0 and min_std > 0):
+            raise ValueError(f"ObservationNormalizer: need clip > 0 and min_std > 0, got {clip}, {min_std}")
+        parts = sorted(space.spaces.items()) if isinstance(space, spaces.Dict) else [(None, space)]
+        self.keys = [key for key, sub in parts if _is_vector(sub)]
+        sizes = [sub.shape[0] for _, sub in parts if _is_vector(sub)]
+        self.clip, self.min_std = float(clip), float(min_std)
+        for i, size in enumerate(sizes):
+            self.register_buffer(f"count_{i}", torch.zeros(()))
+            self.register_buffer(f"mean_{i}", torch.zeros(size))
+            self.register_buffer(f"var_{i}", torch.ones(size))
+
+    def _leaves(self, obs: Tensor | Mapping[str, Tensor]) -> list[tuple[int, Tensor]]:
+        return [(i, obs if key is None else obs[key]) for i, key in enumerate(self.keys)]
+
+    def _replace(self, obs: Tensor | Mapping[str, Tensor], new: dict[int, Tensor]) -> Tensor | dict[str, Tensor]:
+        if not isinstance(obs, Mapping):
+            return new[0] if new else obs
+        out = dict(obs)
+        out.update({self.keys[i]: x for i, x in new.items()})
+        return out
+
+    @torch.no_grad()
+    def update(self, obs: Tensor | Mapping[str, Tensor]) -> None:
+        """Fold observations ``(..., dim)`` (a dict of them for a ``Dict`` space) into the statistics."""
+        for i, x in self._leaves(obs):
+            x = x.reshape(-1, x.shape[-1]).float()
+            count, mean, var = getattr(self, f"count_{i}"), getattr(self, f"mean_{i}"), getattr(self, f"var_{i}")
+            n = float(x.shape[0])
+            if n == 0:
+                continue
+            batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+            total = count + n
+            delta = batch_mean - mean
+            m2 = var * count + batch_var * n + delta.pow(2) * count * n / total
+            mean.add_(delta * n / total)
+            var.copy_(m2 / total)
+            count.fill_(float(total))
+
+    def normalize(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor | dict[str, Tensor]:
+        """Standardised, clipped vector parts ``(..., dim)`` float32; image parts as they were."""
+        new = {}
+        for i, x in self._leaves(obs):
+            std = getattr(self, f"var_{i}").sqrt().clamp(min=self.min_std)
+            new[i] = ((x.float() - getattr(self, f"mean_{i}")) / std).clamp(-self.clip, self.clip)
+        return self._replace(obs, new)
+
+    def denormalize(self, pred: Tensor | Mapping[str, Tensor]) -> Tensor | dict[str, Tensor]:
+        """The inverse of :meth:`normalize` (without the clip), for a decoder's predictions."""
+        new = {}
+        for i, x in self._leaves(pred):
+            std = getattr(self, f"var_{i}").sqrt().clamp(min=self.min_std)
+            new[i] = x * std + getattr(self, f"mean_{i}")
+        return self._replace(pred, new)
 
 
 class ChannelNorm(nn.LayerNorm):

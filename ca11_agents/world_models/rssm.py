@@ -46,7 +46,7 @@ from ca11_agents.common.distributions import (
 from ca11_agents.common.losses import kl_balanced
 from ca11_agents.common.nets import mlp
 from ca11_agents.world_models.cores import DYNAMICS_CORES, NormGRUCell
-from ca11_agents.world_models.encoders import build_encoder
+from ca11_agents.world_models.encoders import ObservationNormalizer, build_encoder
 from ca11_agents.world_models.representation import build_representation
 
 __all__ = ["DYNAMICS_CORES", "NormGRUCell", "RSSMState", "RecurrentStateSpaceModel", "stack_states"]
@@ -110,6 +110,11 @@ class RecurrentStateSpaceModel(nn.Module):
         dyn_scale: weight of the dynamics KL (DreamerV3: 0.5).
         rep_scale: weight of the representation KL (DreamerV3: 0.1).
         symlog_obs: encode and reconstruct ``symlog(obs)`` (DreamerV3), so that no observation scale needs tuning.
+        obs_norm: encode and reconstruct vector observations standardised per dimension by running statistics
+            (:class:`~ca11_agents.world_models.encoders.ObservationNormalizer`, updated by every :meth:`loss_terms`
+            computed with gradients, i.e. by training) instead of ``symlog``, so that a dimension with a small
+            spread (a cart-pole's pole angle) weighs in the reconstruction loss as much as a wide one. Images are
+            unaffected.
         cnn_depth: channels of the first convolution of image encoders and decoders (doubled at each stage).
         encoder: a module replacing the one built from ``obs_dim`` (it needs an int attribute ``embed_dim``).
         decoder: a module replacing the decoder built from ``obs_dim`` (see above).
@@ -148,6 +153,7 @@ class RecurrentStateSpaceModel(nn.Module):
         representation: str = "reconstruction",
         representation_kwargs: dict[str, Any] | None = None,
         termination_weight: float = 1.0,
+        obs_norm: bool = False,
     ) -> None:
         super().__init__()
         space = obs_dim if isinstance(obs_dim, spaces.Space) else None
@@ -176,7 +182,9 @@ class RecurrentStateSpaceModel(nn.Module):
         hidden = [units] * layers
 
         space = space if space is not None else spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-        parts = dict(units=units, layers=layers, symlog_obs=symlog_obs, cnn_depth=cnn_depth)
+        # Standardised vectors are not also symlogged; the normaliser holds buffers only (no random draws).
+        self.obs_norm = ObservationNormalizer(space) if obs_norm else None
+        parts = dict(units=units, layers=layers, symlog_obs=symlog_obs and not obs_norm, cnn_depth=cnn_depth)
         # Built in this order (encoder, dynamics, posterior, decoder, heads): the order parameters draw their
         # initial values from torch's generator, kept so that training stays bit-identical across versions.
         self.encoder = encoder if encoder is not None else build_encoder(space, **parts)
@@ -235,7 +243,7 @@ class RecurrentStateSpaceModel(nn.Module):
 
     def embed(self, obs: Tensor | dict[str, Tensor]) -> Tensor:
         """Encode observations ``(..., *obs_shape)`` (a dict of them for a Dict space) ``-> (..., embed_dim)``."""
-        return self.encoder(obs)
+        return self.encoder(obs if self.obs_norm is None else self.obs_norm.normalize(obs))
 
     def _reset(self, state: RSSMState, prev_action: Tensor, is_first: Tensor) -> tuple[RSSMState, Tensor]:
         keep = (1.0 - is_first.float()).unsqueeze(-1)  # (B,) -> (B, 1)
@@ -333,7 +341,8 @@ class RecurrentStateSpaceModel(nn.Module):
     # ---------------------------------------------------------------------------------------------------- heads
     def decode(self, features: Tensor) -> Tensor:
         """Predicted observation ``(..., *obs_shape)`` (a dict for a Dict space) in observation units."""
-        return self.decoder(features)
+        pred = self.decoder(features)
+        return pred if self.obs_norm is None else self.obs_norm.denormalize(pred)
 
     def reward(self, features: Tensor, actions: Tensor) -> Tensor:
         """Expected reward ``(...)`` for taking ``actions`` in the states with these ``features``."""
@@ -369,13 +378,18 @@ class RecurrentStateSpaceModel(nn.Module):
         is_first = torch.zeros_like(rewards) if is_first is None else is_first.float().reshape(rewards.shape).clone()
         is_first[:, 0] = 1.0  # a window starts from the initial state, wherever it lies in its episode
 
+        target = obs
+        if self.obs_norm is not None:
+            if torch.is_grad_enabled():  # training: the statistics follow the replayed observations
+                self.obs_norm.update(obs)
+            target = self.obs_norm.normalize(obs)
         embeds = self.embed(obs)
         post, prior = self.observe(obs, actions, is_first, embeds=embeds)
         feats = self.features(post)
         if getattr(self.decoder, "needs_embed", False):
-            recon = self.decoder.loss(feats, obs, embeds, is_first)
+            recon = self.decoder.loss(feats, target, embeds, is_first)
         else:
-            recon = self.decoder.loss(feats, obs)
+            recon = self.decoder.loss(feats, target)
         head_in = torch.cat([feats, actions], -1)
         reward = self.twohot.loss(self.reward_head(head_in), rewards)
         cont = bernoulli_nll(self.cont_head(head_in).squeeze(-1), 1.0 - terminated)
