@@ -166,7 +166,7 @@ class RSSMLatentPolicy(RecurrentLatentPolicy):
         cnn_depth: channels of the first convolution of image encoders (doubled at each of the stages down to
             4x4) and of the last one of their decoders.
         rssm_kwargs: further arguments of :class:`RecurrentStateSpaceModel` (``layers``, ``dyn_scale``,
-            ``rep_scale``, ``core`` by name, ...), forwarded as they are.
+            ``rep_scale``, ``core`` by name, ``obs_norm``, ...), forwarded as they are.
     """
 
     def __init__(

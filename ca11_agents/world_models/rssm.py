@@ -383,7 +383,7 @@ class RecurrentStateSpaceModel(nn.Module):
             if torch.is_grad_enabled():  # training: the statistics follow the replayed observations
                 self.obs_norm.update(obs)
             target = self.obs_norm.normalize(obs)
-        embeds = self.embed(obs)
+        embeds = self.encoder(target)  # = self.embed(obs), standardising only once
         post, prior = self.observe(obs, actions, is_first, embeds=embeds)
         feats = self.features(post)
         if getattr(self.decoder, "needs_embed", False):
