@@ -157,16 +157,19 @@ class ObservationNormalizer(nn.Module):
         if not (clip > 0 and min_std > 0):
             raise ValueError(f"ObservationNormalizer: need clip > 0 and min_std > 0, got {clip}, {min_std}")
         parts = sorted(space.spaces.items()) if isinstance(space, spaces.Dict) else [(None, space)]
-        self.keys = [key for key, sub in parts if _is_vector(sub)]
-        sizes = [sub.shape[0] for _, sub in parts if _is_vector(sub)]
+        vectors = [(key, sub) for key, sub in parts if _is_vector(sub)]
+        self.keys = [key for key, _ in vectors]
         self.clip, self.min_std = float(clip), float(min_std)
-        for i, size in enumerate(sizes):
+        for i, (_, sub) in enumerate(vectors):
             self.register_buffer(f"count_{i}", torch.zeros(()))
-            self.register_buffer(f"mean_{i}", torch.zeros(size))
-            self.register_buffer(f"var_{i}", torch.ones(size))
+            self.register_buffer(f"mean_{i}", torch.zeros(sub.shape[0]))
+            self.register_buffer(f"var_{i}", torch.ones(sub.shape[0]))
 
     def _leaves(self, obs: Tensor | Mapping[str, Tensor]) -> list[tuple[int, Tensor]]:
         return [(i, obs if key is None else obs[key]) for i, key in enumerate(self.keys)]
+
+    def _mean_std(self, i: int) -> tuple[Tensor, Tensor]:
+        return getattr(self, f"mean_{i}"), getattr(self, f"var_{i}").sqrt().clamp(min=self.min_std)
 
     def _replace(self, obs: Tensor | Mapping[str, Tensor], new: dict[int, Tensor]) -> Tensor | dict[str, Tensor]:
         if not isinstance(obs, Mapping):
@@ -190,22 +193,22 @@ class ObservationNormalizer(nn.Module):
             m2 = var * count + batch_var * n + delta.pow(2) * count * n / total
             mean.add_(delta * n / total)
             var.copy_(m2 / total)
-            count.fill_(float(total))
+            count.add_(n)  # in place, no host sync: this runs in every world-model update
 
     def normalize(self, obs: Tensor | Mapping[str, Tensor]) -> Tensor | dict[str, Tensor]:
         """Standardised, clipped vector parts ``(..., dim)`` float32; image parts as they were."""
         new = {}
         for i, x in self._leaves(obs):
-            std = getattr(self, f"var_{i}").sqrt().clamp(min=self.min_std)
-            new[i] = ((x.float() - getattr(self, f"mean_{i}")) / std).clamp(-self.clip, self.clip)
+            mean, std = self._mean_std(i)
+            new[i] = ((x.float() - mean) / std).clamp(-self.clip, self.clip)
         return self._replace(obs, new)
 
     def denormalize(self, pred: Tensor | Mapping[str, Tensor]) -> Tensor | dict[str, Tensor]:
         """The inverse of :meth:`normalize` (without the clip), for a decoder's predictions."""
         new = {}
         for i, x in self._leaves(pred):
-            std = getattr(self, f"var_{i}").sqrt().clamp(min=self.min_std)
-            new[i] = x * std + getattr(self, f"mean_{i}")
+            mean, std = self._mean_std(i)
+            new[i] = x * std + mean
         return self._replace(pred, new)
 
 
