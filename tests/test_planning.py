@@ -366,6 +366,26 @@ def test_a_checkpoint_from_before_the_terminal_value_loads_without_it(learner, t
     assert with_critic.policy.critic is not None and "critic" in with_critic.optimizers
 
 
+def test_the_rssm_planner_standardises_observations_and_loads_files_from_before_it_did(tmp_path, monkeypatch):
+    from ca11_agents.planning.policies import RSSMPlannerPolicy
+
+    new = _value_agent(RSSMAgent)
+    assert new.policy.rssm.obs_norm is not None  # its default
+    new.save(tmp_path / "new.zip")
+    assert RSSMAgent.load(tmp_path / "new.zip").policy.rssm.obs_norm is not None
+    monkeypatch.setattr(RSSMPlannerPolicy, "rssm_defaults", {})  # the policy before obs_norm was its default
+    old = _value_agent(RSSMAgent)
+    old.learn(40)
+    old.save(tmp_path / "old.zip")
+    monkeypatch.undo()
+    loaded = RSSMAgent.load(tmp_path / "old.zip")
+    assert loaded.policy.rssm.obs_norm is None  # the model it was trained as
+    obs = np.array([1.0, 0.0, 0.0], np.float32)
+    assert np.array_equal(loaded.predict(obs, deterministic=True)[0], old.predict(obs, deterministic=True)[0])
+    chosen = RSSMAgent.load(tmp_path / "new.zip", policy_kwargs={**_SMALL_RSSM["policy_kwargs"]})
+    assert chosen.policy.rssm.obs_norm is not None  # a file holding the statistics keeps them
+
+
 def test_the_terminal_value_weight_is_the_policys():
     agent = _value_agent(RSSMAgent)
     agent.terminal_value = 0.5

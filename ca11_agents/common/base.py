@@ -450,7 +450,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
                 stored = {**cls._ADDED_ARGUMENTS, **config["init_kwargs"]}
                 # Paths are the caller's to choose: a checkpoint does not decide where a later learn() writes.
                 stored.pop("tensorboard_log", None)
-                init_kwargs = {**stored, **kwargs}
+                init_kwargs = _before_obs_norm({**stored, **kwargs}, cls.policy_aliases.get(policy, policy), specs)
                 unknown = set(init_kwargs) - set(inspect.signature(cls.__init__).parameters)
                 if unknown:
                     raise ValueError(f"unknown constructor arguments {sorted(unknown)}")
@@ -536,3 +536,16 @@ class ModelBasedAlgorithm(BaseAlgorithm):
     def get_env(self) -> VecEnv | None:
         """The training environment (a VecEnv), as in SB3."""
         return self.env
+
+
+def _before_obs_norm(init_kwargs: dict[str, Any], policy: Any, specs: TensorSpecs) -> dict[str, Any]:
+    """A checkpoint of a learner whose policy now standardises observations by default (``rssm_defaults``) but
+    saved before it did: its file holds no normaliser statistics and does not name ``obs_norm``, so it loads with
+    ``obs_norm=False``, the model it was trained as (an explicit choice, stored or passed to ``load``, stands)."""
+    if not getattr(policy, "rssm_defaults", {}).get("obs_norm"):
+        return init_kwargs
+    policy_kwargs = dict(init_kwargs.get("policy_kwargs") or {})
+    rssm_kwargs = dict(policy_kwargs.get("rssm_kwargs") or {})
+    if "obs_norm" in rssm_kwargs or any(name.startswith("policy/rssm.obs_norm.") for name in specs):
+        return init_kwargs
+    return {**init_kwargs, "policy_kwargs": {**policy_kwargs, "rssm_kwargs": {**rssm_kwargs, "obs_norm": False}}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -166,8 +166,11 @@ class RSSMLatentPolicy(RecurrentLatentPolicy):
         cnn_depth: channels of the first convolution of image encoders (doubled at each of the stages down to
             4x4) and of the last one of their decoders.
         rssm_kwargs: further arguments of :class:`RecurrentStateSpaceModel` (``layers``, ``dyn_scale``,
-            ``rep_scale``, ``core`` by name, ``obs_norm``, ...), forwarded as they are.
+            ``rep_scale``, ``core`` by name, ``obs_norm``, ...), over the class's :attr:`rssm_defaults`.
     """
+
+    #: The learner's own defaults of :class:`RecurrentStateSpaceModel` arguments (``rssm_kwargs`` overrides them).
+    rssm_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -200,7 +203,7 @@ class RSSMLatentPolicy(RecurrentLatentPolicy):
             free_bits=free_bits,
             symlog_obs=symlog_obs,
             cnn_depth=cnn_depth,
-            **(rssm_kwargs or {}),
+            **{**self.rssm_defaults, **(rssm_kwargs or {})},
         )
 
     def initial_state(self, n_envs: int) -> RSSMState:

@@ -403,7 +403,9 @@ class RSSMAgent(PlanningAgent):
         on_nonfinite: what a non-finite loss does: ``"raise"`` a ``ValueError`` naming it, or ``"skip"`` the
             update with a warning.
         precision: ``"float32"`` or ``"bf16"`` (the world-model loss under ``torch.autocast`` in bfloat16).
-        policy_kwargs: the RSSM's and the critic's sizes (see :class:`RSSMPlannerPolicy`).
+        policy_kwargs: the RSSM's and the critic's sizes (see :class:`RSSMPlannerPolicy`); its vector observations
+            are standardised per dimension by default (``{"rssm_kwargs": {"obs_norm": False}}``: ``symlog``, as
+            Dreamer's).
         stats_window_size, tensorboard_log, verbose, seed, device: as in Stable-Baselines3.
     """
 

@@ -300,6 +300,9 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
 
     alias_for = "vector"
     agent_defaults: ClassVar[dict[str, float]] = {"learning_rate": 1e-3, "batch_size": 16, "train_freq": 2}
+    #: Vector observations standardised per dimension (``obs_norm``): the planner's open-loop rollouts follow the
+    #: cart-pole's small pole angle and the track's end better than with ``symlog`` (benchmarks/README.md, 2026-12-07).
+    rssm_defaults: ClassVar[dict[str, Any]] = {"obs_norm": True}
 
     def __init__(
         self,
