@@ -148,6 +148,32 @@ def test_world_model_rejects_mismatched_parts_and_batches():
         wm.loss({**batch, "next_observations": torch.randn(3, OBS), "actions": torch.randn(3, 2)})
 
 
+def test_the_termination_weight_scales_the_continue_loss_of_terminal_steps_only():
+    batch = {
+        "observations": torch.randn(6, OBS), "actions": torch.randn(6, ACT), "rewards": torch.ones(6),
+        "next_observations": torch.randn(6, OBS), "terminated": torch.tensor([0.0, 0, 1, 0, 0, 0]),
+    }  # fmt: skip
+    losses = {}
+    for weight in (1.0, 10.0):
+        torch.manual_seed(0)  # the same networks
+        wm = WorldModel(
+            VariationalAutoencoder(OBS, LATENT, [32]), LatentDynamicsModel(LATENT, ACT, [32]),
+            RewardModel(LATENT, ACT, [32]), continue_model=RewardModel(LATENT, ACT, [32]), termination_weight=weight,
+        ).eval()  # fmt: skip
+        torch.manual_seed(1)  # the same latent draws
+        losses[weight] = wm.loss_terms(batch)[1]["continue_loss"].item() * 6
+        torch.manual_seed(1)
+        z = wm.vae.elbo_terms(batch["observations"]).z
+        terminal = torch.nn.functional.softplus(wm.continue_model(z, batch["actions"])[2]).item()  # -log(1 - p)
+    assert losses[10.0] - losses[1.0] == pytest.approx(9.0 * terminal, rel=1e-4)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="termination_weight"):
+            WorldModel(
+                VariationalAutoencoder(OBS, LATENT), LatentDynamicsModel(LATENT, ACT), RewardModel(LATENT, ACT),
+                termination_weight=bad,
+            )  # fmt: skip
+
+
 def test_trainer_accepts_numpy_and_tensors_and_records_history():
     wm = make_world_model()
     trainer = WorldModelTrainer(wm, learning_rate=1e-3, device=torch.device("cpu"))

@@ -176,6 +176,8 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
             means ("DE").
         beta: the VAE's KL weight.
         critic_hidden_dims: widths of the terminal-value critic's hidden layers (on the VAE's latent).
+        termination_weight: weight of the continue model's loss on the steps that terminated (see
+            :class:`~ca11_agents.world_models.world_model.WorldModel`).
     """
 
     alias_for = "vector"
@@ -194,6 +196,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         stochastic: bool = True,
         beta: float = 1e-3,
         critic_hidden_dims: Sequence[int] = (64, 64),
+        termination_weight: float = 1.0,
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             hint = ' (images: RSSMAgent("CnnPolicy"))' if is_image(observation_space) else ""
@@ -208,6 +211,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
             LatentDynamicsModel(latent_dim, action_dim, dynamics_hidden_dims, stochastic, ensemble_size),
             RewardModel(latent_dim, action_dim, reward_hidden_dims),
             continue_model=RewardModel(latent_dim, action_dim, reward_hidden_dims),
+            termination_weight=termination_weight,
         )
         self.value_input_dim = latent_dim
         self._init_planning(critic_hidden_dims)

@@ -15,6 +15,7 @@ So ``rollout(o_t, a_t..a_{t+H-1})`` predicts ``o_{t+1}..o_{t+H}`` and ``r_t..r_{
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -57,6 +58,11 @@ class WorldModel(nn.Module):
         prediction_scale: weight of the ``prediction`` term.
         latent_scale: weight of the ``latent`` term.
         reward_scale: weight of the ``reward`` term.
+        continue_model: a model of the probability that the episode goes on (trained on ``terminated``), or none.
+        continue_scale: weight of its loss.
+        termination_weight: weight of the continue loss on the steps that terminated, against 1 on the others (as
+            :class:`~ca11_agents.world_models.rssm.RecurrentStateSpaceModel`'s): terminations are rare, and a
+            larger weight makes the model predict ends more readily where it has seen few.
     """
 
     def __init__(
@@ -70,8 +76,11 @@ class WorldModel(nn.Module):
         reward_scale: float = 1.0,
         continue_model: RewardModel | None = None,
         continue_scale: float = 1.0,
+        termination_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if not (math.isfinite(termination_weight) and termination_weight > 0):
+            raise ValueError(f"WorldModel: termination_weight must be > 0, got {termination_weight}")
         if not vae.latent_dim == dynamics.latent_dim == reward_model.latent_dim:
             raise ValueError(
                 f"WorldModel: latent sizes differ: vae {vae.latent_dim}, dynamics {dynamics.latent_dim}, "
@@ -98,6 +107,7 @@ class WorldModel(nn.Module):
             )
         self.continue_model = continue_model
         self.continue_scale = continue_scale
+        self.termination_weight = float(termination_weight)
 
     @property
     def obs_dim(self) -> int:
@@ -268,8 +278,9 @@ class WorldModel(nn.Module):
             "reward_loss": reward_loss,
         }
         if self.continue_model is not None and "terminated" in batch:
-            alive = 1.0 - batch["terminated"].float().reshape(rewards.shape)
-            continue_loss = F.binary_cross_entropy_with_logits(self.continue_model(z, actions), alive)
+            terminated = batch["terminated"].float().reshape(rewards.shape)
+            weight = None if self.termination_weight == 1.0 else 1.0 + (self.termination_weight - 1.0) * terminated
+            continue_loss = F.binary_cross_entropy_with_logits(self.continue_model(z, actions), 1.0 - terminated, weight)
             terms["loss"] = loss = loss + self.continue_scale * continue_loss
             terms["continue_loss"] = continue_loss
         return loss, terms
