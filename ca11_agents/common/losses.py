@@ -5,6 +5,8 @@ Shapes are batch-major: ``(B, T)`` or ``(B, H)`` for per-step terms.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -107,3 +109,18 @@ def replay_lambda_returns(
     truncated = ends * (1.0 - done)
     continues = (1.0 - done) * (1.0 - ends)
     return lambda_returns(rewards[:, :-1] + gamma * truncated * values[:, :-1], continues, values, gamma, lam)
+
+
+def check_termination_weight(owner: str, weight: float) -> float:
+    """``weight`` as a float if it is a finite positive weight of terminal steps, else a ``ValueError`` naming
+    ``owner``."""
+    if not (math.isfinite(weight) and weight > 0):
+        raise ValueError(f"{owner}: termination_weight must be > 0, got {weight}")
+    return float(weight)
+
+
+def termination_weights(terminated: Tensor, weight: float) -> Tensor | None:
+    """Per-step weights of a continue loss: ``weight`` on the steps that terminated, 1 on the others; ``None``
+    (no weighting) when ``weight`` is 1. Terminations are rare, so a weight above 1 makes a continue model predict
+    ends more readily where it has seen few."""
+    return None if weight == 1.0 else 1.0 + (weight - 1.0) * terminated

@@ -43,7 +43,7 @@ from ca11_agents.common.distributions import (
     sample_one_hot,
     unimix_probs,
 )
-from ca11_agents.common.losses import kl_balanced
+from ca11_agents.common.losses import check_termination_weight, kl_balanced, termination_weights
 from ca11_agents.common.nets import mlp
 from ca11_agents.world_models.cores import DYNAMICS_CORES, NormGRUCell
 from ca11_agents.world_models.encoders import ObservationNormalizer, build_encoder
@@ -174,9 +174,7 @@ class RecurrentStateSpaceModel(nn.Module):
         self.latent, self.classes, self.groups = latent, classes, state_dim // classes
         self.unimix, self.free_bits, self.dyn_scale, self.rep_scale = unimix, free_bits, dyn_scale, rep_scale
         self.symlog_obs = symlog_obs
-        if not (math.isfinite(termination_weight) and termination_weight > 0):
-            raise ValueError(f"RecurrentStateSpaceModel: termination_weight must be > 0, got {termination_weight}")
-        self.termination_weight = float(termination_weight)
+        self.termination_weight = check_termination_weight("RecurrentStateSpaceModel", termination_weight)
         units = units or hidden_dim
         latent_params = state_dim if latent == "categorical" else 2 * state_dim
         hidden = [units] * layers
@@ -393,8 +391,9 @@ class RecurrentStateSpaceModel(nn.Module):
         head_in = torch.cat([feats, actions], -1)
         reward = self.twohot.loss(self.reward_head(head_in), rewards)
         cont = bernoulli_nll(self.cont_head(head_in).squeeze(-1), 1.0 - terminated)
-        if self.termination_weight != 1.0:
-            cont = cont * (1.0 + (self.termination_weight - 1.0) * terminated)
+        weights = termination_weights(terminated, self.termination_weight)
+        if weights is not None:
+            cont = cont * weights
         kl, dyn, rep = kl_balanced(
             *self.kl(post.logits, prior.logits),
             free_bits=self.free_bits,

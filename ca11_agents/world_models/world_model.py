@@ -15,13 +15,13 @@ So ``rollout(o_t, a_t..a_{t+H-1})`` predicts ``o_{t+1}..o_{t+H}`` and ``r_t..r_{
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ca11_agents.common.losses import check_termination_weight, termination_weights
 from ca11_agents.world_models.dynamics import LatentDynamicsModel
 from ca11_agents.world_models.reward_model import RewardModel
 from ca11_agents.world_models.vae import RunningMeanStd, VariationalAutoencoder
@@ -79,8 +79,6 @@ class WorldModel(nn.Module):
         termination_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        if not (math.isfinite(termination_weight) and termination_weight > 0):
-            raise ValueError(f"WorldModel: termination_weight must be > 0, got {termination_weight}")
         if not vae.latent_dim == dynamics.latent_dim == reward_model.latent_dim:
             raise ValueError(
                 f"WorldModel: latent sizes differ: vae {vae.latent_dim}, dynamics {dynamics.latent_dim}, "
@@ -107,7 +105,7 @@ class WorldModel(nn.Module):
             )
         self.continue_model = continue_model
         self.continue_scale = continue_scale
-        self.termination_weight = float(termination_weight)
+        self.termination_weight = check_termination_weight("WorldModel", termination_weight)
 
     @property
     def obs_dim(self) -> int:
@@ -279,8 +277,8 @@ class WorldModel(nn.Module):
         }
         if self.continue_model is not None and "terminated" in batch:
             terminated = batch["terminated"].float().reshape(rewards.shape)
-            weight = None if self.termination_weight == 1.0 else 1.0 + (self.termination_weight - 1.0) * terminated
-            continue_loss = F.binary_cross_entropy_with_logits(self.continue_model(z, actions), 1.0 - terminated, weight)
+            weights = termination_weights(terminated, self.termination_weight)
+            continue_loss = F.binary_cross_entropy_with_logits(self.continue_model(z, actions), 1.0 - terminated, weights)
             terms["loss"] = loss = loss + self.continue_scale * continue_loss
             terms["continue_loss"] = continue_loss
         return loss, terms
