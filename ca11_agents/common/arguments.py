@@ -98,6 +98,9 @@ RULES: dict[str, Rule | OneOf] = {
     "mc_value_coef": _NON_NEGATIVE,
     "mc_max_age": Rule(int, 1, optional=True),
     "saturation_coef": _NON_NEGATIVE,
+    "explore_eps": Rule(float, 0.0, 1.0, optional=True),
+    "explore_max_steps": _COUNT,
+    "explore_fraction": Rule(float, 0.0, 1.0),
     "grad_clip": Rule(float, 0.0, open_low=True, infinite=True),  # 0 stops learning, < 0 ascends; inf: no clip
     "horizon": _COUNT,
     "uncertainty_weight": Rule(float),

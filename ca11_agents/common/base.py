@@ -34,6 +34,7 @@ from ca11_agents.common.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
+from ca11_agents.common.exploration import RepeatedRandomActions
 from ca11_agents.common.policies import RecurrentLatentPolicy
 from ca11_agents.common.replay import SequenceReplayBuffer
 from ca11_agents.common.spaces import (
@@ -150,6 +151,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         self.train_freq, self.gradient_steps, self.gamma = train_freq, gradient_steps, gamma
         self._updates_due = 0.0
         self._latent: Any = None
+        self._explorer: RepeatedRandomActions | None = None
         self._prev_action: torch.Tensor | None = None
 
     def _setup_model(self) -> None:
@@ -268,6 +270,7 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         if self._latent is None or reset_num_timesteps:
             self._latent = policy.initial_state(n)
             self._prev_action = torch.zeros(n, policy.actions.dim, device=self.device)
+            self._explorer = self._make_explorer(n)
         metrics: dict[str, list[torch.Tensor]] = defaultdict(list)
         episodes_since_log, start_steps, start_updates = 0, self.num_timesteps, self._n_updates
         start_time = time.perf_counter()
@@ -284,6 +287,8 @@ class ModelBasedAlgorithm(BaseAlgorithm):
             if policy.warming_up:
                 action_t = policy.actions.random(action_t)
                 policy.warming_up = False
+            elif self._explorer is not None:
+                action_t = self._explorer(action_t, first_t)
             action = action_t.cpu().numpy()
             new_obs, rewards, dones, infos = env.step(policy.actions.to_env(action))
             check_finite_step(type(self).__name__, self.num_timesteps + n, new_obs, rewards)
@@ -317,6 +322,11 @@ class ModelBasedAlgorithm(BaseAlgorithm):
         callback.on_rollout_end()
         callback.on_training_end()
         return self
+
+    def _make_explorer(self, n_envs: int) -> RepeatedRandomActions | None:
+        """The exploration that the loop adds to the policy's own actions after warm-up (``None``: none); a
+        learner with an exploration argument overrides it."""
+        return None
 
     def _finite(self, loss: torch.Tensor, term: str) -> bool:
         """Whether ``loss`` is finite; if not, raise a ``ValueError`` naming ``term`` (``on_nonfinite="raise"``) or

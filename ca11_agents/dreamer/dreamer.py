@@ -31,6 +31,7 @@ from gymnasium import spaces
 from stable_baselines3.common.type_aliases import GymEnv
 
 from ca11_agents.common.base import ModelBasedAlgorithm
+from ca11_agents.common.exploration import RepeatedRandomActions
 from ca11_agents.common.losses import replay_lambda_returns
 from ca11_agents.common.spaces import batch_observation, obs_as_tensor
 from ca11_agents.dreamer.actor import LatentActor
@@ -99,6 +100,16 @@ class DreamerAgent(ModelBasedAlgorithm):
             the model, so updates are cheaper). ``None``: ``"dynamics"`` for ``Box`` actions, ``"reinforce"`` for
             discrete ones (as DreamerV3; measured on ``CartPole-v1`` in benchmarks/README.md).
         ent_coef: entropy bonus of the actor (relative to the normalised return).
+        explore_eps: temporally-extended epsilon-greedy exploration in the env (ez-greedy,
+            :mod:`ca11_agents.common.exploration`): per step of an exploring episode, the probability that an env
+            not already repeating a random action starts to. The world model and the imagined actor-critic learn
+            from whatever was done, so the behaviour may differ from the actor. ``None``: 0.3 for discrete actions,
+            whose categorical actor can collapse onto one action while no reward tells the actions apart
+            (``Acrobot-v1``), and 0 (off) for ``Box`` actions, whose Gaussian actor explores by itself
+            (benchmarks/README.md, "Acrobot and exploration with repeated random actions").
+        explore_max_steps: the longest repeat of a random action; lengths are drawn with ``p(n) ~ n ** -2``.
+        explore_fraction: the share of episodes that explore, drawn per env at each episode start; the others are
+            the actor's own (the discrete cart-pole learns sooner with 0.5 than with 1).
         normalize_returns: divide imagined returns by DreamerV3's percentile scale before the actor maximises them
             (off: raw returns, as Dreamer v1).
         critic_tau: rate of the slow critic's moving average; the critic is always regularised towards the slow
@@ -142,7 +153,13 @@ class DreamerAgent(ModelBasedAlgorithm):
     }
     policy: DreamerPolicy
     tb_log_name: ClassVar[str] = "Dreamer"
-    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"saturation_coef": 0.0, "mc_max_age": None}
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {
+        "saturation_coef": 0.0,
+        "mc_max_age": None,
+        "explore_eps": 0.0,
+        "explore_max_steps": 100,
+        "explore_fraction": 1.0,
+    }
 
     def __init__(
         self,
@@ -163,6 +180,9 @@ class DreamerAgent(ModelBasedAlgorithm):
         imagination_starts: int | None = 128,
         actor_grad: str | None = None,
         ent_coef: float = 3e-4,
+        explore_eps: float | None = None,
+        explore_max_steps: int = 100,
+        explore_fraction: float = 0.5,
         normalize_returns: bool = True,
         critic_tau: float = 0.02,
         replay_value_coef: float = 0.0,
@@ -209,8 +229,20 @@ class DreamerAgent(ModelBasedAlgorithm):
         self.ent_coef, self.critic_tau, self.grad_clip = ent_coef, critic_tau, grad_clip
         self.normalize_returns, self.saturation_coef = normalize_returns, saturation_coef
         self.mc_max_age = mc_max_age
+        if explore_eps is None:
+            explore_eps = 0.3 if _discrete(getattr(self, "action_space", None)) else 0.0
+        self.explore_eps, self.explore_max_steps = explore_eps, explore_max_steps
+        self.explore_fraction = explore_fraction
         if _init_setup_model:
             self._setup_model()
+
+    def _make_explorer(self, n_envs: int) -> RepeatedRandomActions | None:
+        if self.explore_eps <= 0.0:
+            return None
+        return RepeatedRandomActions(
+            self.policy.actions, n_envs, self.explore_eps, 2.0, self.explore_max_steps, self.device,
+            self.explore_fraction,
+        )
 
     def _min_seq_len(self) -> tuple[int, str]:
         if self.replay_value_coef > 0.0:
