@@ -25,7 +25,7 @@ TINY = dict(
 
 
 def explorer(eps: float, max_steps: int, n_envs: int = 1, mu: float = 2.0, fraction: float = 1.0):
-    return RepeatedRandomActions(ActionAdapter(gym.spaces.Discrete(5)), n_envs, eps, mu, max_steps, "cpu", fraction)
+    return RepeatedRandomActions(ActionAdapter(gym.spaces.Discrete(5)), n_envs, eps, max_steps, "cpu", fraction, mu)
 
 
 def test_repeat_lengths_follow_a_cut_zeta_distribution():
@@ -95,7 +95,7 @@ def test_the_replay_stores_the_actions_the_env_was_given():
     """The world model must learn from what was done: with every step exploring in long repeats, the actions stored
     after the warm-up are constant within an episode, not the actor's samples."""
     agent = DreamerAgent("MlpPolicy", "CartPole-v1", seed=0, explore_eps=1.0, **TINY)
-    agent._make_explorer = lambda n: RepeatedRandomActions(agent.policy.actions, n, 1.0, 0.0, 10_000, agent.device)
+    agent._make_explorer = lambda n: RepeatedRandomActions(agent.policy.actions, n, 1.0, 10_000, agent.device, mu=0.0)
     agent.learn(60)
     stored = agent.replay_buffer.data["actions"][0, :60].argmax(-1)
     first = agent.replay_buffer.data["is_first"][0, :60].astype(bool)

@@ -27,10 +27,10 @@ class RepeatedRandomActions:
         actions: the learner's action adapter (its ``random`` draws the repeated action).
         n_envs: envs stepped together.
         eps: probability per step that an env not repeating an action starts to.
-        mu: the zeta distribution's exponent of the repeat lengths (the paper's 2).
         max_steps: the longest repeat.
         device: where the actions live.
         fraction: the share of episodes that explore.
+        mu: the zeta distribution's exponent of the repeat lengths (the paper's 2).
     """
 
     def __init__(
@@ -38,10 +38,10 @@ class RepeatedRandomActions:
         actions: ActionAdapter,
         n_envs: int,
         eps: float,
-        mu: float,
         max_steps: int,
         device: torch.device,
         fraction: float = 1.0,
+        mu: float = 2.0,
     ) -> None:
         self.actions, self.eps, self.fraction = actions, float(eps), float(fraction)
         lengths = torch.arange(1, int(max_steps) + 1, dtype=torch.float64)

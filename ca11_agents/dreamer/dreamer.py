@@ -240,8 +240,7 @@ class DreamerAgent(ModelBasedAlgorithm):
         if self.explore_eps <= 0.0:
             return None
         return RepeatedRandomActions(
-            self.policy.actions, n_envs, self.explore_eps, 2.0, self.explore_max_steps, self.device,
-            self.explore_fraction,
+            self.policy.actions, n_envs, self.explore_eps, self.explore_max_steps, self.device, self.explore_fraction
         )
 
     def _min_seq_len(self) -> tuple[int, str]:
