@@ -1,6 +1,6 @@
 """Benchmark-only environment ids, registered with Gymnasium when this module is imported.
 
-:func:`benchmarks.run.import_env_packages` imports it, so every adapter (SB3's ``make_vec_env``, tianshou's
+:func:`benchmarks.tasks.import_env_packages` imports it, so every adapter (SB3's ``make_vec_env``, tianshou's
 ``DummyVectorEnv``) and every Ray worker can ``gym.make`` these ids. They live here rather than in ``ca11_gym``
 because they are benchmark configurations of ca11_gym's envs (a wrapper stack), not new tasks, and
 ``ca11_gym.ENV_IDS`` (the runner's default suite) stays the three state-based tasks.
@@ -64,7 +64,7 @@ _SPECS: dict[str, dict[str, Any]] = {
     PIXEL_PENDULUM_ID: dict(
         entry_point="benchmarks.envs:make_pixel_pendulum",
         max_episode_steps=_PENDULUM_PHYSICS_STEPS // PIXEL_PENDULUM_REPEAT,  # agent steps
-        reward_threshold=-200.0,  # the state pendulum's threshold (benchmarks.run.KNOWN_THRESHOLDS)
+        reward_threshold=-200.0,  # the state pendulum's threshold (benchmarks.tasks.KNOWN_THRESHOLDS)
         disable_env_checker=True,  # the inner gym.make already checks the pendulum
     ),
 }

@@ -193,7 +193,7 @@ def load_meta(out_dir: Path, env_ids: Sequence[str]) -> dict[str, dict[str, Any]
     envs: dict[str, dict[str, Any]] = read_json(path).get("envs", {}) if path.exists() else {}
     for env_id in env_ids:
         if env_id not in envs:
-            from benchmarks.run import env_threshold, import_env_packages
+            from benchmarks.tasks import env_threshold, import_env_packages
 
             import_env_packages()
             try:

@@ -50,7 +50,7 @@ try:
 except ModuleNotFoundError as err:  # not in the core install
     raise ModuleNotFoundError(f'{err}: ca11 sweep needs the sweeps extra, pip install ".[sweeps]"') from err
 
-from benchmarks import HelpFormatter, run
+from benchmarks import HelpFormatter, run, tasks
 from benchmarks.adapters import EvalClock, Evaluation, RunConfig, train
 from benchmarks.algos import AlgoSpec, merge_hyperparams, variant_spec
 from benchmarks.report import atomic_write_text
@@ -162,9 +162,9 @@ def evaluate_params(
     import torch
 
     torch.set_num_threads(settings.threads)
-    run.import_env_packages()
+    tasks.import_env_packages()
     spec = variant_spec(f"{settings.algo}-sweep", settings.algo, merge_hyperparams(settings.fixed, params))
-    threshold = run.env_threshold(settings.env_id)
+    threshold = tasks.env_threshold(settings.env_id)
     scores, details = [], {"curves": {}, "steps_to_threshold": {}, "train_wall_s": {}}
     for index, seed in enumerate(settings.seeds):
         curve = train_seed(spec, settings, seed, report if index == 0 else None)  # the pruner watches the first seed

@@ -33,7 +33,7 @@ from gymnasium.wrappers import RecordVideo, RenderCollection
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from benchmarks.algos import ALGOS, AlgoSpec
-from benchmarks.run import import_env_packages
+from benchmarks.tasks import import_env_packages
 from ca11_agents.world_models.encoders import channel_first_space
 
 

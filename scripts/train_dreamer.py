@@ -50,7 +50,7 @@ def parse_args() -> argparse.Namespace:
 
 def plot_curve(evaluations: Path, env_id: str, path: Path) -> None:
     """Mean and spread of the evaluation returns against env steps, with the env's solved threshold."""
-    from benchmarks.run import env_threshold
+    from benchmarks.tasks import env_threshold
 
     data = np.load(evaluations)
     plot_learning_curve(data["timesteps"], data["results"], f"Dreamer on {env_id}", env_threshold(env_id),

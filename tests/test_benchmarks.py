@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks import report, run
+from benchmarks import report, run, tasks
 from benchmarks.adapters import choose_policy, policy_for, sb3_kwargs
 from benchmarks.algos import ALGOS, AlgorithmUnavailableError, AlgoSpec, Hyperparams, get_algo
 
@@ -148,14 +148,14 @@ def test_device_auto_follows_the_cluster_and_cuda_needs_a_gpu() -> None:
 
 
 def test_thresholds_come_from_the_issue_the_spec_or_the_memory_task() -> None:
-    assert run.env_threshold(ENV_ID) == -200.0
-    assert run.env_threshold("CA11/ContinuousCartPole-v0") == 475.0
+    assert tasks.env_threshold(ENV_ID) == -200.0
+    assert tasks.env_threshold("CA11/ContinuousCartPole-v0") == 475.0
     # memoryless + 0.8 * (optimal - memoryless), read from the env's own attributes.
     import gymnasium as gym
 
     inner = gym.make("CA11/SequenceEnvironment-v0").unwrapped
     expected = inner.memoryless_return + 0.8 * (inner.optimal_return - inner.memoryless_return)
-    assert run.env_threshold("CA11/SequenceEnvironment-v0") == pytest.approx(expected)
+    assert tasks.env_threshold("CA11/SequenceEnvironment-v0") == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -172,8 +172,8 @@ PIXEL_ID = "CA11/PixelPendulum-v0"
 def test_new_envs_have_thresholds_and_default_budgets(env_id: str, threshold: float, steps: int,
                                                       eval_every: int) -> None:  # fmt: skip
     assert run.validate_envs(env_id) == [env_id]
-    assert run.env_threshold(env_id) == threshold
-    assert run.budget_for(env_id, None, None) == run.Budget(steps, eval_every)
+    assert tasks.env_threshold(env_id) == threshold
+    assert tasks.budget_for(env_id, None, None) == tasks.Budget(steps, eval_every)
 
 
 def test_discrete_tasks_use_the_cited_zoo_hyperparameters() -> None:
@@ -218,7 +218,7 @@ def test_pixel_pendulum_sac_uses_the_zoo_learning_rate_and_a_buffer_that_fits() 
 def test_pixel_pendulum_id_makes_64x64_rgb_observations_with_action_repeat_2() -> None:
     import gymnasium as gym
 
-    run.import_env_packages()
+    tasks.import_env_packages()
     env = gym.make(PIXEL_ID)
     try:
         assert env.observation_space == gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
@@ -253,7 +253,7 @@ def test_policy_follows_the_observation_space_unless_named() -> None:
     assert choose_policy(RecurrentPPO, image) == "CnnLstmPolicy"
     assert choose_policy(RecurrentPPO, mixed) == "MultiInputLstmPolicy"
     assert choose_policy(SAC, image, named="MlpPolicy") == "MlpPolicy"  # named in the hyperparameters: kept
-    run.import_env_packages()
+    tasks.import_env_packages()
     assert policy_for(get_algo("sb3_sac"), PIXEL_ID) == "CnnPolicy"
     assert policy_for(get_algo("recurrent_ppo"), PIXEL_ID) == "CnnLstmPolicy"
     assert policy_for(get_algo("recurrent_ppo"), "CartPole-v1") == "MlpLstmPolicy"  # named by its zoo entry
@@ -261,13 +261,13 @@ def test_policy_follows_the_observation_space_unless_named() -> None:
 
 
 def test_planning_skips_learners_that_cannot_act_or_see(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run.import_env_packages()
+    tasks.import_env_packages()
     specs = [get_algo(name) for name in ("sb3_dqn", "sb3_sac", "sb3_td3", "tianshou_sac", "sb3_ppo")]
     envs = ["CartPole-v1", PIXEL_ID]
-    budgets = {env_id: run.Budget(10, 5) for env_id in envs}
-    tasks, skipped = run.plan_tasks(specs, envs, [0], budgets, 1, "cpu", 1, tmp_path)
+    budgets = {env_id: tasks.Budget(10, 5) for env_id in envs}
+    planned, skipped = run.plan_tasks(specs, envs, [0], budgets, 1, "cpu", 1, tmp_path)
     assert skipped == 0
-    assert {(task.algo, task.env_id) for task in tasks} == {
+    assert {(task.algo, task.env_id) for task in planned} == {
         ("sb3_dqn", "CartPole-v1"), ("sb3_ppo", "CartPole-v1"),
         ("sb3_sac", PIXEL_ID), ("sb3_td3", PIXEL_ID), ("sb3_ppo", PIXEL_ID),
     }  # fmt: skip
@@ -290,7 +290,7 @@ def test_tiny_ppo_runs_on_the_new_envs(env_id: str, overrides: dict[str, int]) -
     from benchmarks.adapters import EvalClock, RunConfig, train
     from benchmarks.algos import variant_spec
 
-    run.import_env_packages()
+    tasks.import_env_packages()
     spec = variant_spec("ppo-tiny", "sb3_ppo", overrides)
     evaluations = []
     train(spec, RunConfig(env_id, 0, 32, 32, 1, "cpu"), EvalClock(evaluations.append))

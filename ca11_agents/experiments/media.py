@@ -79,7 +79,7 @@ def make_env(run: Any, render_mode: str | None = None) -> Any:
     """One env of the run's task (``gym.make`` with the run's kwargs), checked against the learner's spaces."""
     import gymnasium as gym
 
-    from benchmarks.run import import_env_packages
+    from benchmarks.tasks import import_env_packages
     from ca11_agents.world_models.encoders import channel_first_space
 
     import_env_packages()

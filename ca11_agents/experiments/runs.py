@@ -100,7 +100,7 @@ def make_envs(config: RunConfig, n_envs: int, normalize: dict[str, Any] | None,
     from stable_baselines3.common.vec_env import VecNormalize
 
     from benchmarks.adapters import EVAL_SEED_OFFSET
-    from benchmarks.run import import_env_packages
+    from benchmarks.tasks import import_env_packages
 
     import_env_packages()
     seed, kwargs = config.train.seed, dict(config.env.kwargs)
@@ -121,7 +121,7 @@ def env_spaces(config: RunConfig) -> tuple[Any, Any]:
     naming ``env.id`` and ``env.kwargs``."""
     import gymnasium as gym
 
-    from benchmarks.run import import_env_packages
+    from benchmarks.tasks import import_env_packages
 
     import_env_packages()
     try:
@@ -383,7 +383,7 @@ def _train_procedural(spec: Any, config: RunConfig, out: Path, hyperparams: dict
 
 
 def _plot(out: Path, config: RunConfig) -> None:
-    from benchmarks.run import env_threshold
+    from benchmarks.tasks import env_threshold
     from ca11_agents.visualization import plot_learning_curve
 
     log = read_evaluations(out / EVALUATIONS)
