@@ -177,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     args = parser.parse_args(argv)
-    from benchmarks.run import env_threshold, parse_names, parse_seeds
+    from benchmarks.run import parse_names, parse_seeds
+    from benchmarks.tasks import env_threshold
 
     try:
         change, seeds = parse_change(args.change), parse_seeds(args.seeds)

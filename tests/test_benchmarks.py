@@ -1,4 +1,5 @@
-"""Tests of the benchmark runner (benchmarks/run.py), its algorithm registry and its report statistics.
+"""Tests of the benchmark runner (benchmarks/run.py, benchmarks/tasks.py), its algorithm registry and its report
+statistics.
 
 The end-to-end test runs a tiny configuration (two algorithms, one env, a few hundred steps) through Ray, then
 resumes it without Ray; the statistics are checked on hand-computed examples.

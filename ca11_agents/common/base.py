@@ -2,9 +2,9 @@
 space, and safe checkpoints.
 
 Subclassing ``BaseAlgorithm`` directly (as sb3-contrib's ARS does) gives env wrapping, callbacks, the logger,
-TensorBoard and ``evaluate_policy``. Its ``save``/``load`` are replaced by :class:`~ca11_agents.common.persistence.
-CheckpointMixin`: SB3 stores pickled objects in its zip, so loading a tampered file runs code; here a checkpoint is
-JSON plus safetensors (:mod:`ca11_agents.common.checkpoint`).
+TensorBoard and ``evaluate_policy``. Its ``save``/``load`` are replaced by
+:class:`~ca11_agents.common.persistence.CheckpointMixin`: SB3 stores pickled objects in its zip, so loading a tampered
+file runs code; here a checkpoint is JSON plus safetensors (:mod:`ca11_agents.common.checkpoint`).
 """
 
 from __future__ import annotations
