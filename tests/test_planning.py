@@ -97,6 +97,23 @@ def test_deterministic_planning_is_a_function_of_its_inputs():
     assert torch.equal(first, plan.plan(toy_objective, torch.zeros(1, H, 2))[0])
 
 
+def test_deterministic_searches_draw_new_candidates_at_every_state():
+    # The same plan and state give the same candidates; another state (key) or another warm start gives other ones.
+    # Candidates drawn alike at every step biased the evaluations of the planners (benchmarks/README.md).
+    plan, drawn = planner("cem", iterations=1), []
+
+    def recording(candidates: torch.Tensor) -> torch.Tensor:
+        drawn.append(candidates.clone())
+        return toy_objective(candidates)
+
+    warm, key = torch.zeros(1, H, 2), torch.zeros(1, 4)
+    for start, state in ((warm, key), (warm, key.clone()), (warm, key + 0.1), (warm + 0.1, key)):
+        plan.plan(recording, start, deterministic=True, key=state)
+    noise = [d[:, 1:] - start.unsqueeze(1) for d, start in zip(drawn, (warm, warm, warm, warm + 0.1))]
+    assert torch.equal(noise[0], noise[1])
+    assert not torch.allclose(noise[0], noise[2]) and not torch.allclose(noise[0], noise[3])
+
+
 def test_bad_planner_settings_are_named():
     with pytest.raises(ValueError, match="method"):
         Planner(1, method="random")

@@ -18,6 +18,7 @@ plan is never lost to sampling noise.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import torch
@@ -29,6 +30,18 @@ Objective = Callable[[Tensor], Tensor]
 
 METHODS = ("cem", "mppi")
 
+
+
+def content_seed(*tensors: Tensor | None) -> int:
+    """A 64-bit seed from the exact contents (dtype, shape and values) of ``tensors`` (``None`` skipped): equal
+    inputs give equal seeds, and any change of a value gives another, unrelated one (BLAKE2b)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for tensor in tensors:
+        if tensor is not None:
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return int.from_bytes(digest.digest(), "little")
 
 class Planner:
     """CEM or MPPI over action sequences, for continuous or discrete action vectors.
@@ -161,12 +174,19 @@ class Planner:
         return self.momentum * mean + (1.0 - self.momentum) * fit, std
 
     @torch.no_grad()
-    def plan(self, objective: Objective, plan: Tensor, deterministic: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+    def plan(
+        self, objective: Objective, plan: Tensor, deterministic: bool = True, key: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Refine ``plan`` ``(n, H, A)`` against ``objective`` and choose the first actions.
 
-        With ``deterministic``, candidates are drawn from a generator seeded afresh at each call, so that the same
-        plan and objective always give the same actions (what ``predict(..., deterministic=True)`` promises);
-        otherwise from torch's global generator (seeded by the agent's ``seed``).
+        With ``deterministic``, candidates are drawn from a generator seeded from the contents of ``plan`` and
+        ``key`` (the learner passes the latent state the objective starts from), so that the same plan and state
+        always give the same actions (what ``predict(..., deterministic=True)`` promises) while successive steps
+        draw different candidates. (A generator seeded alike at every step searched the same perturbations of the
+        warm-started plan at every step: a bias that drove the world-model planner's cart off the track in every
+        evaluation episode while its training episodes held the pole; benchmarks/README.md, "the planners'
+        deterministic search".) Otherwise candidates come from torch's global generator (seeded by the agent's
+        ``seed``).
 
         Returns:
             ``(actions (n, A), next plan (n, H, A), best score (n,))``: the first step of the refined plan (its
@@ -174,7 +194,7 @@ class Planner:
             around its mean with ``exploration_std``), the plan shifted for the next step, and the best candidate's
             score.
         """
-        generator = torch.Generator(plan.device).manual_seed(0) if deterministic else None
+        generator = torch.Generator(plan.device).manual_seed(content_seed(plan, key)) if deterministic else None
         if plan.dim() != 3 or plan.shape[1:] != (self.horizon, self.action_dim):
             raise ValueError(f"Planner: plan must be (n, {self.horizon}, {self.action_dim}), got {tuple(plan.shape)}")
         mean = plan

@@ -101,9 +101,10 @@ class PlanningMixin:
         return plan
 
     def _plan(
-        self, score: Callable[[Tensor], Tensor], plan: Tensor, is_first: Tensor, deterministic: bool
+        self, score: Callable[[Tensor], Tensor], plan: Tensor, is_first: Tensor, deterministic: bool, key: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """The planner's first actions from the plan (reset where episodes start), and the next plan.
+        """The planner's first actions from the plan (reset where episodes start), and the next plan; ``key`` is the
+        latent state the search starts from (it seeds a deterministic search, with the plan).
 
         While the learner loop takes random actions (``warming_up``), no search is run: the action would be
         discarded, and the plan starts afresh when planning begins."""
@@ -114,7 +115,7 @@ class PlanningMixin:
         if cuda:
             torch.cuda.synchronize(plan.device)
         start = time.perf_counter()
-        action, plan, _ = self.planner.plan(score, self.planner.reset(plan, is_first), deterministic)
+        action, plan, _ = self.planner.plan(score, self.planner.reset(plan, is_first), deterministic, key)
         if cuda:
             torch.cuda.synchronize(plan.device)  # the search's kernels ran asynchronously
         self._plan_seconds += time.perf_counter() - start
@@ -284,7 +285,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         z = self.world_model.encode_observations(obs.float())
         # Acting deterministically follows the members' means: the same observation and plan give the same action.
         score = lambda candidates: self.score(z, candidates, sample=not deterministic)  # noqa: E731
-        return self._plan(score, state, is_first, deterministic)
+        return self._plan(score, state, is_first, deterministic, z)
 
 
 class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
@@ -364,7 +365,8 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
     ) -> tuple[Tensor, tuple[RSSMState, Tensor]]:
         latent, plan = state
         latent = self.filter(obs, latent, prev_action, is_first, deterministic)
-        action, plan = self._plan(lambda candidates: self.score(latent, candidates), plan, is_first, deterministic)
+        score = lambda candidates: self.score(latent, candidates)  # noqa: E731
+        action, plan = self._plan(score, plan, is_first, deterministic, torch.cat([latent.deter, latent.stoch], -1))
         return action, (latent, plan)
 
 
