@@ -69,6 +69,9 @@ class RunResult:
     peak_rss_mb: float | None = None
     """Peak resident memory of the process that ran it (MiB; with ``--no-ray`` several runs share one process, so
     this is the largest of them so far)."""
+    versions: dict[str, str] | None = None
+    """Python and the packages the run's numbers depend on (:func:`package_versions`): runs of one seed reproduce
+    only with the same builds."""
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ def finalize_run(runs_dir: Path, result: RunResult) -> None:
     marker = {**asdict(task), "complete": True, "total_wall_s": result.total_wall_s,
               "device_name": result.device_name, "hyperparams": result.hyperparams,
               "hyperparams_source": result.hyperparams_source, "policy": result.policy,
-              "peak_rss_mb": result.peak_rss_mb}  # fmt: skip
+              "peak_rss_mb": result.peak_rss_mb, "versions": result.versions}  # fmt: skip
     atomic_write_text(runs_dir / f"{task.stem}.json", json.dumps(marker, indent=2) + "\n")
     (runs_dir / f"{task.stem}.partial.csv").unlink(missing_ok=True)
 
@@ -109,6 +112,19 @@ def finalize_run(runs_dir: Path, result: RunResult) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 # Worker
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def package_versions() -> dict[str, str]:
+    """The versions of Python and of the packages a run's numbers depend on, for its ``.json`` marker."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("torch", "numpy", "gymnasium", "stable-baselines3", "sb3-contrib", "tianshou"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
 
 
 def describe_device(device: str, torch_threads: int) -> str:
@@ -150,7 +166,7 @@ def run_one(task: RunTask, out_dir: str, spec: AlgoSpec | None = None) -> RunRes
     hyperparams = spec.hyperparams_for(task.env_id)
     return RunResult(task, rows, time.perf_counter() - started, describe_device(task.device, task.torch_threads),
                      {k: repr(v) for k, v in hyperparams.values.items()}, hyperparams.source,
-                     policy_for(spec, task.env_id), peak_rss_mb())  # fmt: skip
+                     policy_for(spec, task.env_id), peak_rss_mb(), package_versions())  # fmt: skip
 
 
 def peak_rss_mb() -> float | None:

@@ -8,6 +8,7 @@ resumes it without Ray; the statistics are checked on hand-computed examples.
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 import math
 from pathlib import Path
@@ -359,7 +360,8 @@ def test_tiny_benchmark_writes_results_summary_and_curves_then_resumes(
     (runs_dir / f"{td3.stem}.json").unlink()
     assert run.main([*args, "--no-ray", "--no-report"]) == 0
     assert "1 run(s) to do, 1 already finished" in capsys.readouterr().out
-    assert json.loads((runs_dir / f"{td3.stem}.json").read_text())["complete"]
+    marker = json.loads((runs_dir / f"{td3.stem}.json").read_text())
+    assert marker["complete"] and marker["versions"]["torch"] == importlib.metadata.version("torch")  # the build too
     sac_files = [name for name in before if name.startswith("sb3_sac")]
     assert {name: _mtimes(runs_dir)[name] for name in sac_files} == {name: before[name] for name in sac_files}
     assert not (runs_dir / f"{td3.stem}.partial.csv").exists()  # superseded by the finished curve
