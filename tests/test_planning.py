@@ -108,7 +108,7 @@ def test_deterministic_searches_draw_new_candidates_at_every_state():
 
     warm, key = torch.zeros(1, H, 2), torch.zeros(1, 4)
     for start, state in ((warm, key), (warm, key.clone()), (warm, key + 0.1), (warm + 0.1, key)):
-        plan.plan(recording, start, deterministic=True, key=state)
+        plan.plan(recording, start, deterministic=True, key=(state,))
     noise = [d[:, 1:] - start.unsqueeze(1) for d, start in zip(drawn, (warm, warm, warm, warm + 0.1))]
     assert torch.equal(noise[0], noise[1])
     assert not torch.allclose(noise[0], noise[2]) and not torch.allclose(noise[0], noise[3])

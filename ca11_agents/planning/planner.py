@@ -32,15 +32,14 @@ METHODS = ("cem", "mppi")
 
 
 
-def content_seed(*tensors: Tensor | None) -> int:
-    """A 64-bit seed from the exact contents (dtype, shape and values) of ``tensors`` (``None`` skipped): equal
+def content_seed(*tensors: Tensor) -> int:
+    """A 64-bit seed from the exact contents (dtype, shape and values) of ``tensors``: equal
     inputs give equal seeds, and any change of a value gives another, unrelated one (BLAKE2b)."""
     digest = hashlib.blake2b(digest_size=8)
     for tensor in tensors:
-        if tensor is not None:
-            array = tensor.detach().cpu().contiguous().numpy()
-            digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(array.tobytes())
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
     return int.from_bytes(digest.digest(), "little")
 
 class Planner:
@@ -175,17 +174,17 @@ class Planner:
 
     @torch.no_grad()
     def plan(
-        self, objective: Objective, plan: Tensor, deterministic: bool = True, key: Tensor | None = None
+        self, objective: Objective, plan: Tensor, deterministic: bool = True, key: Sequence[Tensor] = ()
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Refine ``plan`` ``(n, H, A)`` against ``objective`` and choose the first actions.
 
-        With ``deterministic``, candidates are drawn from a generator seeded from the contents of ``plan`` and
-        ``key`` (the learner passes the latent state the objective starts from), so that the same plan and state
-        always give the same actions (what ``predict(..., deterministic=True)`` promises) while successive steps
+        With ``deterministic``, candidates are drawn from a generator seeded from the contents of ``plan`` and the
+        tensors of ``key`` (the learner passes the latent state the objective starts from), so that the same plan and
+        state always give the same actions (what ``predict(..., deterministic=True)`` promises) while successive steps
         draw different candidates. (A generator seeded alike at every step searched the same perturbations of the
         warm-started plan at every step: a bias that drove the world-model planner's cart off the track in every
-        evaluation episode while its training episodes held the pole; benchmarks/README.md, "the planners'
-        deterministic search".) Otherwise candidates come from torch's global generator (seeded by the agent's
+        evaluation episode while its training episodes held the pole; benchmarks/README.md, "the planner's training
+        episodes hold the pole".) Otherwise candidates come from torch's global generator (seeded by the agent's
         ``seed``).
 
         Returns:
@@ -194,7 +193,7 @@ class Planner:
             around its mean with ``exploration_std``), the plan shifted for the next step, and the best candidate's
             score.
         """
-        generator = torch.Generator(plan.device).manual_seed(content_seed(plan, key)) if deterministic else None
+        generator = torch.Generator(plan.device).manual_seed(content_seed(plan, *key)) if deterministic else None
         if plan.dim() != 3 or plan.shape[1:] != (self.horizon, self.action_dim):
             raise ValueError(f"Planner: plan must be (n, {self.horizon}, {self.action_dim}), got {tuple(plan.shape)}")
         mean = plan

@@ -101,10 +101,15 @@ class PlanningMixin:
         return plan
 
     def _plan(
-        self, score: Callable[[Tensor], Tensor], plan: Tensor, is_first: Tensor, deterministic: bool, key: Tensor
+        self,
+        score: Callable[[Tensor], Tensor],
+        plan: Tensor,
+        is_first: Tensor,
+        deterministic: bool,
+        key: Sequence[Tensor],
     ) -> tuple[Tensor, Tensor]:
         """The planner's first actions from the plan (reset where episodes start), and the next plan; ``key`` is the
-        latent state the search starts from (it seeds a deterministic search, with the plan).
+        latent state (its tensors) the search starts from: it seeds a deterministic search, with the plan.
 
         While the learner loop takes random actions (``warming_up``), no search is run: the action would be
         discarded, and the plan starts afresh when planning begins."""
@@ -285,7 +290,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
         z = self.world_model.encode_observations(obs.float())
         # Acting deterministically follows the members' means: the same observation and plan give the same action.
         score = lambda candidates: self.score(z, candidates, sample=not deterministic)  # noqa: E731
-        return self._plan(score, state, is_first, deterministic, z)
+        return self._plan(score, state, is_first, deterministic, (z,))
 
 
 class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
@@ -366,7 +371,7 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
         latent, plan = state
         latent = self.filter(obs, latent, prev_action, is_first, deterministic)
         score = lambda candidates: self.score(latent, candidates)  # noqa: E731
-        action, plan = self._plan(score, plan, is_first, deterministic, torch.cat([latent.deter, latent.stoch], -1))
+        action, plan = self._plan(score, plan, is_first, deterministic, (latent.deter, latent.stoch))
         return action, (latent, plan)
 
 
