@@ -31,7 +31,6 @@ Objective = Callable[[Tensor], Tensor]
 METHODS = ("cem", "mppi")
 
 
-
 def content_seed(*tensors: Tensor) -> int:
     """A 64-bit seed from the exact contents (dtype, shape and values) of ``tensors``: equal
     inputs give equal seeds, and any change of a value gives another, unrelated one (BLAKE2b)."""
@@ -41,6 +40,7 @@ def content_seed(*tensors: Tensor) -> int:
         digest.update(f"{array.dtype}{array.shape}".encode())
         digest.update(array.tobytes())
     return int.from_bytes(digest.digest(), "little")
+
 
 class Planner:
     """CEM or MPPI over action sequences, for continuous or discrete action vectors.
