@@ -176,9 +176,9 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
                 "This project (benchmarks/README.md): the replay ratio that balanced the cart-pole after 500 steps",
             ),
             Variant(
-                "terminal_value", {"terminal_value": 1.0},
-                "nothing: adds a learned value of each candidate's last latent to its score",
-                f"{_TDMPC}: a value beyond the horizon; RSSMAgent plans with it by default",
+                "no_terminal_value", {"terminal_value": 0.0},
+                "the learned terminal value: candidates are scored by their summed rewards alone",
+                f"{_PETS} plans on rewards alone; {_TDMPC} adds a value beyond the horizon",
             ),
         )
     },

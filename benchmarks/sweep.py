@@ -80,7 +80,7 @@ _PLANNER_SPACE: dict[str, BaseDistribution] = {
     "horizon": CategoricalDistribution([8, 12, 15, 20, 30]),  # [15 world model, 12 RSSM]
     "planner": CategoricalDistribution(["cem", "mppi"]),  # ["cem"]
     "gamma": CategoricalDistribution([0.95, 0.99, 0.997]),  # [0.99]
-    "terminal_value": CategoricalDistribution([0.0, 0.5, 1.0]),  # [0 world model, 1 RSSM]
+    "terminal_value": CategoricalDistribution([0.0, 0.5, 1.0]),  # [1]
     "mc_value_coef": CategoricalDistribution([0.0, 0.3, 1.0]),  # [0] (no effect where terminal_value is 0)
 }
 

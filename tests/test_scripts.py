@@ -147,9 +147,7 @@ def test_planner_ablation_variants_change_one_ingredient(ablation: ModuleType, l
     if learner == "world_model_agent":
         assert agents["no_ensemble"].policy.world_model.dynamics.ensemble_size == 1
         assert agents["deterministic"].policy.world_model.dynamics.stochastic is False
-        assert agents["full"].policy.critic is None and agents["terminal_value"].policy.critic is not None
-    else:
-        assert agents["full"].policy.critic is not None and agents["no_terminal_value"].policy.critic is None
+    assert agents["full"].policy.critic is not None and agents["no_terminal_value"].policy.critic is None
     with pytest.raises(ValueError, match="unknown learner"):
         ablation.parse_variants("all", "sb3_sac")
 

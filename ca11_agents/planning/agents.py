@@ -237,6 +237,12 @@ class WorldModelAgent(PlanningAgent):
     transitions, and at every step searches action sequences with CEM or MPPI through every ensemble member,
     warm-started from the previous step's plan. ``predict``'s state carries that plan.
 
+    Candidates are scored with a learned terminal value by default (``terminal_value=1``, TD-MPC's; ``0`` is PETS's
+    summed rewards). Where the reward is the same at every step (the CA11 cart-pole's +1), a 15-step plan scores a
+    cart drifting towards the track's end like one that stays: on that task the value took the learner to 475 in 5
+    seeds of 5 within 5,000 steps, against 2 of 5 with PETS's objective (benchmarks/README.md, "the world-model planner
+    with a terminal value").
+
     Args:
         policy: ``"MlpPolicy"`` (flat vector observations) or a :class:`WorldModelPolicy` subclass.
         env: an env id, a ``gym.Env`` or a VecEnv.
@@ -281,7 +287,7 @@ class WorldModelAgent(PlanningAgent):
         planner: str = "cem",
         horizon: int = 15,
         planner_kwargs: dict[str, Any] | None = None,
-        terminal_value: float = 0.0,
+        terminal_value: float = 1.0,
         critic_lr: float = 3e-4,
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,
@@ -319,7 +325,6 @@ class WorldModelAgent(PlanningAgent):
     def _setup_model(self) -> None:
         super()._setup_model()
         self.policy.uncertainty_weight = self._uncertainty_weight
-
 
     def _min_seq_len(self) -> tuple[int, str]:
         return 2, "the world model learns from transitions: two steps"

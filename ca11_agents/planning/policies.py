@@ -166,8 +166,8 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
     training. Networks of 64 units act 1.6x faster than 128 on a CPU core and learned the CA11 cart-pole as fast
     (benchmarks/README.md).
 
-    With a critic (``WorldModelAgent(terminal_value > 0)``), each member's return also counts the critic's value of
-    the latent it ends in.
+    With a critic (``WorldModelAgent(terminal_value > 0)``, the default), each member's return also counts the
+    critic's value of the latent it ends in.
 
     Args:
         observation_space: a flat vector ``Box`` (the VAE is an MLP; for images use ``RSSMAgent("CnnPolicy")``).
