@@ -44,7 +44,9 @@ _PLANNER_ARGS = """
         mc_value_coef: weight of a Monte-Carlo value loss: the critic also regresses the discounted returns of the
             finished real episodes in the replayed windows (bootstrapped from the slow critic where a time limit cut
             the episode), which see a whole episode ahead where the TD(lambda) targets see a window (as
-            ``DreamerAgent``'s; 0: off, and no effect without a critic)."""
+            ``DreamerAgent``'s; 0: off, and no effect without a critic).
+        mc_max_age: that loss uses only the returns of steps stored within the last ``mc_max_age`` env steps (per
+            environment): returns that the current planner, not an early one, earned. ``None``: all."""
 
 
 def _arguments(scope: dict[str, Any], *own: str) -> dict[str, Any]:
@@ -73,12 +75,14 @@ class PlanningAgent(ModelBasedAlgorithm):
         return_lambda: float,
         critic_tau: float,
         mc_value_coef: float,
+        mc_max_age: int | None,
         grad_clip: float,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(policy, env, learning_rate, **base_kwargs)
         self.terminal_value, self.critic_lr = terminal_value, critic_lr
         self.return_lambda, self.critic_tau, self.mc_value_coef = return_lambda, critic_tau, mc_value_coef
+        self.mc_max_age = mc_max_age
         name = type(self).__name__
         planner_kwargs = dict(planner_kwargs or {})
         clash = sorted({"horizon", "method", "action_dim", "nvec"} & set(planner_kwargs))
@@ -93,7 +97,7 @@ class PlanningAgent(ModelBasedAlgorithm):
             self._make_planner(self.action_space)
 
     #: Checkpoints written before the terminal value (and its Monte-Carlo loss) existed were trained without them.
-    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0, "mc_value_coef": 0.0}
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0, "mc_value_coef": 0.0, "mc_max_age": None}
 
     @property
     def terminal_value(self) -> float:
@@ -214,7 +218,7 @@ class PlanningAgent(ModelBasedAlgorithm):
         :meth:`_train_value` on the same windows)."""
         assert self.replay_buffer is not None
         self.policy.set_training_mode(True)
-        batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device)
+        batch = self.replay_buffer.sample(self.batch_size, self.seq_len, self.device, self.mc_max_age)
         with self.autocast():
             loss, terms, features = self._model_loss(batch)
         if not self._finite(loss, "world_model/loss"):
@@ -292,6 +296,7 @@ class WorldModelAgent(PlanningAgent):
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,
         mc_value_coef: float = 0.0,
+        mc_max_age: int | None = None,
         uncertainty_weight: float = 0.0,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
@@ -442,6 +447,7 @@ class RSSMAgent(PlanningAgent):
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,
         mc_value_coef: float = 0.0,
+        mc_max_age: int | None = None,
         grad_clip: float = 100.0,
         on_nonfinite: str = "raise",
         precision: str = "float32",
