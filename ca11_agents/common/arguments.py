@@ -90,6 +90,7 @@ RULES: dict[str, Rule | OneOf] = {
     "gradient_steps": _COUNT,
     "gamma": Rule(float, 0.0, 1.0, open_low=True),
     "return_lambda": Rule(float, 0.0, 1.0),
+    "plan_lambda": Rule(float, 0.0, 1.0),
     "imagination_horizon": _COUNT,
     "imagination_starts": Rule(int, 1, optional=True),
     "ent_coef": _NON_NEGATIVE,

@@ -38,6 +38,11 @@ _PLANNER_ARGS = """
             model's latent regresses TD(lambda) returns of the replayed windows (the value of the agent's own
             behaviour, bootstrapped from its slow copy). 0 builds no critic: the summed rewards alone (PETS,
             PlaNet); checkpoints saved before the critic existed load so.
+        plan_lambda: the lambda of a plan's score with a critic: the lambda-return over the imagined states, which
+            counts the values of the states a plan passes through as well as of the one it ends in (1: the last
+            state's alone, TD-MPC's terminal value). A plan that swings the pole towards its limit and back scores
+            low on the way, where the last state's value alone can be the critic's error (benchmarks/README.md,
+            "the planners' score along the plan").
         critic_lr: the critic's learning rate.
         return_lambda: the lambda of the critic's TD(lambda) targets.
         critic_tau: rate of the slow critic's moving average (the bootstrap of the critic's targets).
@@ -71,6 +76,7 @@ class PlanningAgent(ModelBasedAlgorithm):
         horizon: int,
         planner_kwargs: dict[str, Any] | None,
         terminal_value: float,
+        plan_lambda: float,
         critic_lr: float,
         return_lambda: float,
         critic_tau: float,
@@ -80,7 +86,7 @@ class PlanningAgent(ModelBasedAlgorithm):
         **base_kwargs: Any,
     ) -> None:
         super().__init__(policy, env, learning_rate, **base_kwargs)
-        self.terminal_value, self.critic_lr = terminal_value, critic_lr
+        self.terminal_value, self.plan_lambda, self.critic_lr = terminal_value, plan_lambda, critic_lr
         self.return_lambda, self.critic_tau, self.mc_value_coef = return_lambda, critic_tau, mc_value_coef
         self.mc_max_age = mc_max_age
         name = type(self).__name__
@@ -96,8 +102,14 @@ class PlanningAgent(ModelBasedAlgorithm):
         if hasattr(self, "action_space"):  # arguments checked now, not at the first action
             self._make_planner(self.action_space)
 
-    #: Checkpoints written before the terminal value (and its Monte-Carlo loss) existed were trained without them.
-    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {"terminal_value": 0.0, "mc_value_coef": 0.0, "mc_max_age": None}
+    #: Checkpoints written before the terminal value (its Monte-Carlo loss, the lambda-return score) existed were
+    #: trained without them.
+    _ADDED_ARGUMENTS: ClassVar[dict[str, Any]] = {
+        "terminal_value": 0.0,
+        "mc_value_coef": 0.0,
+        "mc_max_age": None,
+        "plan_lambda": 1.0,
+    }
 
     @property
     def terminal_value(self) -> float:
@@ -112,6 +124,19 @@ class PlanningAgent(ModelBasedAlgorithm):
         policy = getattr(self, "policy", None)
         if policy is not None and policy.critic is not None:
             policy.terminal_value = self._terminal_value
+
+    @property
+    def plan_lambda(self) -> float:
+        """The lambda of a plan's score (see the arguments); it lives on the policy, which plans with it, so setting
+        either is saved and used."""
+        policy = getattr(self, "policy", None)
+        return policy.plan_lambda if policy is not None else self._plan_lambda
+
+    @plan_lambda.setter
+    def plan_lambda(self, value: float) -> None:
+        self._plan_lambda = float(value)
+        if getattr(self, "policy", None) is not None:
+            self.policy.plan_lambda = self._plan_lambda
 
     def _min_seq_len(self) -> tuple[int, str]:
         if self.terminal_value > 0.0:
@@ -148,7 +173,7 @@ class PlanningAgent(ModelBasedAlgorithm):
     def _setup_model(self) -> None:
         super()._setup_model()
         self.policy.planner = self._make_planner(self.action_space)
-        self.policy.gamma = self.gamma
+        self.policy.gamma, self.policy.plan_lambda = self.gamma, self._plan_lambda
         parameters = self.model().parameters()
         self.model_optimizer = torch.optim.Adam(parameters, lr=self.learning_rate, eps=1e-6, foreach=True)
         self.critic_optimizer: torch.optim.Optimizer | None = None
@@ -292,6 +317,7 @@ class WorldModelAgent(PlanningAgent):
         horizon: int = 15,
         planner_kwargs: dict[str, Any] | None = None,
         terminal_value: float = 1.0,
+        plan_lambda: float = 1.0,
         critic_lr: float = 3e-4,
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,
@@ -443,6 +469,7 @@ class RSSMAgent(PlanningAgent):
         horizon: int = 12,
         planner_kwargs: dict[str, Any] | None = None,
         terminal_value: float = 1.0,
+        plan_lambda: float = 1.0,
         critic_lr: float = 3e-4,
         return_lambda: float = 0.95,
         critic_tau: float = 0.02,

@@ -7,8 +7,11 @@ acting by model-predictive control (replanned every step, warm-started from the 
 
 The objective a candidate sequence is scored by is the return the model predicts over the horizon, each reward
 weighted by the predicted probability that the episode is still running (which is what makes "+1 per step until the
-pole falls" a signal): ``sum_t gamma^t * prod_{k<t} c_k * r_t``; a critic adds a learned value of where the
-sequence ends, ``gamma^H * prod_{k<H} c_k * v(s_H)`` (TD-MPC's terminal value), where the agent asks for it.
+pole falls" a signal): ``sum_t gamma^t * prod_{k<t} c_k * r_t``. Where the agent asks for a critic, the score is the
+lambda-return of the imagined trajectory (``plan_lambda``): ``G_H = v(s_H)``,
+``G_t = r_t + gamma * c_t * ((1 - lambda) * v(s_{t+1}) + lambda * G_{t+1})``, which counts the values of the states
+the plan passes through as well as of the state it ends in; at ``lambda = 1`` it is the rewards plus
+``gamma^H * prod_{k<H} c_k * v(s_H)`` (TD-MPC's terminal value).
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ class PlanningMixin:
         self.critic_hidden_dims = tuple(int(d) for d in critic_hidden_dims)
         self.critic: LatentCritic | None = None
         self.slow_critic: LatentCritic | None = None
-        #: Weight of the critic's value of a candidate's last state in its score (the agent's ``terminal_value``).
+        #: Weight of the critic's values in a candidate's score (the agent's ``terminal_value``).
         self.terminal_value = 0.0
+        #: Lambda of the score's lambda-return over the plan (the agent's ``plan_lambda``; 1: the last state's value).
+        self.plan_lambda = 1.0
 
     # ------------------------------------------------------------------------------------- the terminal value
     #: Size of what the critic reads (the model's latent features), and its two-hot buckets.
@@ -84,13 +89,15 @@ class PlanningMixin:
         assert self.critic is not None and self.slow_critic is not None
         update_slow(self.slow_critic, self.critic, tau)
 
-    def terminal_values(self, state: Any) -> Tensor:
-        """The critic's values of model states, weighted by ``terminal_value``."""
+    def terminal_values(self, states: Sequence[Any]) -> Tensor:
+        """The critic's values ``(len(states), ...)`` of a sequence of model states, weighted by ``terminal_value``:
+        one call of the critic on all of them."""
         assert self.critic is not None
-        return self.terminal_value * self.critic(self.value_features(state))
+        features = torch.stack([self.value_features(state) for state in states])
+        return self.terminal_value * self.critic(features)
 
-    def _terminal(self) -> Callable[[Any], Tensor] | None:
-        """The terminal value the objective adds, or ``None`` (no critic, or a weight of 0)."""
+    def _terminal(self) -> Callable[[Sequence[Any]], Tensor] | None:
+        """The values the objective adds (:meth:`terminal_values`), or ``None`` (no critic, or a weight of 0)."""
         return self.terminal_values if self.critic is not None and self.terminal_value else None
 
     def _unpack_plan(self, array: np.ndarray) -> Tensor:
@@ -128,14 +135,29 @@ class PlanningMixin:
         return action, plan
 
     def discounted_return(
-        self, step: Step, state: Any, actions: Tensor, terminal: Callable[[Any], Tensor] | None = None
+        self, step: Step, state: Any, actions: Tensor, terminal: Callable[[Sequence[Any]], Tensor] | None = None
     ) -> Tensor:
-        """The planning objective of ``actions`` ``(..., H, A)`` from ``state``: ``sum_t gamma^t prod_{k<t} c_k r_t``,
-        plus ``gamma^H prod_{k<H} c_k terminal(s_H)`` if a ``terminal`` value of the last state is given.
+        """The planning objective of ``actions`` ``(..., H, A)`` from ``state``: ``sum_t gamma^t prod_{k<t} c_k r_t``
+        without values; with ``terminal`` (the values of a sequence of states, :meth:`terminal_values`), the
+        lambda-return of the imagined states ``s_1..s_H`` with ``plan_lambda`` (see the module's docstring), which
+        at ``plan_lambda = 1`` adds ``gamma^H prod_{k<H} c_k terminal(s_H)`` to the rewards.
 
         ``step(state, a_t) -> (r_t, c_t, next state)`` is one step of the learner's model (rewards and continue
         probabilities of the leading shape of the returns)."""
         horizon = actions.shape[-2]
+        if terminal is not None and self.plan_lambda < 1.0:
+            rewards, conts, states = [], [], []
+            for t in range(horizon):
+                reward, cont, state = step(state, actions[..., t, :])
+                rewards.append(reward)
+                conts.append(cont)
+                states.append(state)
+            values = terminal(states)  # (H, ...): v(s_1)..v(s_H)
+            lam, returns = self.plan_lambda, values[-1]
+            for t in reversed(range(horizon)):
+                bootstrap = returns if t == horizon - 1 else (1.0 - lam) * values[t] + lam * returns
+                returns = rewards[t] + self.gamma * conts[t] * bootstrap
+            return returns
         discounts = self.discounts(horizon + 1, actions.device)
         returns, alive = 0.0, 1.0
         for t in range(horizon):
@@ -143,7 +165,7 @@ class PlanningMixin:
             returns = returns + discounts[t] * alive * reward
             alive = alive * cont
         if terminal is not None:
-            returns = returns + discounts[horizon] * alive * terminal(state)
+            returns = returns + discounts[horizon] * alive * terminal([state])[0]
         return returns
 
     def stats(self) -> dict[str, float]:
@@ -167,7 +189,7 @@ class WorldModelPolicy(PlanningMixin, RecurrentLatentPolicy):
     (benchmarks/README.md).
 
     With a critic (``WorldModelAgent(terminal_value > 0)``, the default), each member's return also counts the
-    critic's value of the latent it ends in.
+    critic's values of the latents it passes through and ends in (the lambda-return of :meth:`discounted_return`).
 
     Args:
         observation_space: a flat vector ``Box`` (the VAE is an MLP; for images use ``RSSMAgent("CnnPolicy")``).
@@ -300,7 +322,8 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
 
     Imagined steps follow the prior's mode (the most likely next latent): one deterministic rollout per candidate
     gives CEM scores without sampling noise. With a critic (:meth:`add_critic`, which the agent calls unless its
-    ``terminal_value`` is 0), each candidate's score also counts the critic's value of the state it ends in.
+    ``terminal_value`` is 0), each candidate's score also counts the critic's values of the states it passes through
+    and ends in (the lambda-return of :meth:`discounted_return`).
 
     Args:
         observation_space, action_space: as :class:`~ca11_agents.common.policies.RSSMLatentPolicy`.
@@ -355,7 +378,7 @@ class RSSMPlannerPolicy(PlanningMixin, RSSMLatentPolicy):
 
     def rollout_returns(self, state: RSSMState, actions: Tensor) -> Tensor:
         """Predicted discounted returns ``(B,)`` of ``actions`` ``(B, H, A)`` from ``state`` ``(B, ...)``, with the
-        critic's value of the last state if there is a critic."""
+        critic's values if there is a critic (:meth:`discounted_return`)."""
         return self.discounted_return(self._step, state, actions, self._terminal())
 
     def score(self, state: RSSMState, candidates: Tensor) -> Tensor:
