@@ -260,7 +260,7 @@ _SMALL_RSSM = dict(
 
 @pytest.mark.parametrize("weight", [1.0, 0.5])
 def test_the_rssm_planner_scores_the_critics_value_of_the_last_state(weight):
-    agent = RSSMAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=weight, **_SMALL_RSSM)
+    agent = RSSMAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=weight, plan_lambda=1.0, **_SMALL_RSSM)
     policy = agent.policy
     with torch.no_grad():
         for p in policy.critic.parameters():  # a critic whose values are not all 0 (its output layer starts at 0)
@@ -280,7 +280,7 @@ def test_the_rssm_planner_scores_the_critics_value_of_the_last_state(weight):
 
 
 def test_the_world_model_planner_scores_each_members_value_of_its_last_latent():
-    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=1.0, **_SMALL_WM)
+    agent = WorldModelAgent("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=1.0, plan_lambda=1.0, **_SMALL_WM)
     policy = agent.policy
     with torch.no_grad():
         for p in policy.critic.parameters():
@@ -295,6 +295,49 @@ def test_the_world_model_planner_scores_each_members_value_of_its_last_latent():
             alive = alive * cont
         expected = summed + (agent.gamma**4 * alive * policy.critic(state)).mean(0)  # the members' mean
     torch.testing.assert_close(scored, expected)
+
+
+@pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
+@pytest.mark.parametrize("lam", [0.0, 0.6])
+def test_plan_lambda_scores_the_mixture_of_n_step_returns_along_the_plan(learner, lam):
+    # The lambda-return of H imagined steps is (1 - lam) * sum_{n<H} lam^(n-1) G(n) + lam^(H-1) G(H), where G(n) is
+    # the n-step return: rewards of the first n steps, then the value of state n, each behind the continue products.
+    small = _SMALL_RSSM if learner is RSSMAgent else _SMALL_WM
+    agent = learner("MlpPolicy", "Pendulum-v1", seed=0, terminal_value=0.5, plan_lambda=lam, **small)
+    policy, horizon, gamma = agent.policy, 4, agent.gamma
+    with torch.no_grad():
+        for p in policy.critic.parameters():
+            p.normal_(0.0, 0.3)
+        if learner is RSSMAgent:
+            state, step = policy.rssm.initial_state(6), policy._step
+        else:
+            state, step = torch.randn(5, 6, 4), policy._step(False)  # 5 members, 6 rows
+        actions = torch.rand(6, horizon, 1) * 2 - 1
+        scored = policy.discounted_return(step, state, actions, policy._terminal())
+        rewards, alive, values = [], [1.0], []
+        for t in range(horizon):
+            reward, cont, state = step(state, actions[:, t])
+            rewards.append(reward)
+            alive.append(alive[-1] * cont)
+            values.append(0.5 * policy.critic(policy.value_features(state)))
+        n_step = [
+            sum(gamma**k * alive[k] * rewards[k] for k in range(n)) + gamma**n * alive[n] * values[n - 1]
+            for n in range(1, horizon + 1)
+        ]
+        mixed = sum((1 - lam) * lam ** (n - 1) * n_step[n - 1] for n in range(1, horizon))
+        expected = mixed + lam ** (horizon - 1) * n_step[-1]
+    torch.testing.assert_close(scored, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="plan_lambda"):
+        learner("MlpPolicy", "Pendulum-v1", plan_lambda=1.5)
+
+
+@pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
+def test_a_checkpoint_from_before_plan_lambda_scores_the_last_state_alone(learner, tmp_path, checkpoint_without):
+    agent = _value_agent(learner, plan_lambda=0.9)
+    agent.save(tmp_path / "new.zip")
+    assert learner.load(tmp_path / "new.zip").policy.plan_lambda == 0.9
+    loaded = learner.load(checkpoint_without(tmp_path / "new.zip", "plan_lambda"))
+    assert loaded.plan_lambda == 1.0 and loaded.policy.plan_lambda == 1.0
 
 
 def _value_agent(learner: type, **kwargs):
