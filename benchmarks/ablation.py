@@ -177,8 +177,19 @@ PLANNER_VARIANTS: dict[str, dict[str, Variant]] = {
             ),
             Variant(
                 "no_terminal_value", {"terminal_value": 0.0},
-                "the learned terminal value: candidates are scored by their summed rewards alone",
+                "the learned value: candidates are scored by their summed rewards alone",
                 f"{_PETS} plans on rewards alone; {_TDMPC} adds a value beyond the horizon",
+            ),
+            Variant(
+                "last_value_only", {"plan_lambda": 1.0},
+                "the values along the plan: the rewards and the last imagined state's value alone",
+                f"{_TDMPC} scores the last state's value; this project the lambda-return (benchmarks/README.md, "
+                "'the planners' score along the plan')",
+            ),
+            Variant(
+                "no_mc_value", {"mc_value_coef": 0.0},
+                "the critic's Monte-Carlo loss: TD(lambda) targets of the replayed windows alone",
+                "This project: DreamerAgent's Monte-Carlo value loss (benchmarks/README.md, 'The cart-pole')",
             ),
         )
     },

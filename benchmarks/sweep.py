@@ -81,7 +81,8 @@ _PLANNER_SPACE: dict[str, BaseDistribution] = {
     "planner": CategoricalDistribution(["cem", "mppi"]),  # ["cem"]
     "gamma": CategoricalDistribution([0.95, 0.99, 0.997]),  # [0.99]
     "terminal_value": CategoricalDistribution([0.0, 0.5, 1.0]),  # [1]
-    "mc_value_coef": CategoricalDistribution([0.0, 0.3, 1.0]),  # [0] (no effect where terminal_value is 0)
+    "plan_lambda": CategoricalDistribution([0.8, 0.95, 1.0]),  # [0.95 world model, 1 RSSM]
+    "mc_value_coef": CategoricalDistribution([0.0, 0.3, 1.0]),  # [1 world model, 0 RSSM] (nothing without a value)
 }
 
 #: The search space of each learner the sweep can tune (``--algo``).

@@ -349,7 +349,7 @@ def _value_agent(learner: type, **kwargs):
 @pytest.mark.parametrize(("terminated", "expected"), [(0.0, 2.0), (1.0, 1.0)])
 def test_the_terminal_value_critic_learns_the_replayed_returns(learner, terminated, expected):
     # Reward 1 at every step, gamma 0.5: a running episode is worth 1 + 0.5 + 0.25 + ... = 2, a terminating step 1.
-    agent = _value_agent(learner, gamma=0.5, critic_tau=1.0, critic_lr=3e-3)
+    agent = _value_agent(learner, gamma=0.5, critic_tau=1.0, critic_lr=3e-3, mc_value_coef=0.0)
     batch = {
         "observations": torch.randn(2, 8, 3),
         "actions": torch.zeros(2, 8, 1),

@@ -148,6 +148,9 @@ def test_planner_ablation_variants_change_one_ingredient(ablation: ModuleType, l
         assert agents["no_ensemble"].policy.world_model.dynamics.ensemble_size == 1
         assert agents["deterministic"].policy.world_model.dynamics.stochastic is False
     assert agents["full"].policy.critic is not None and agents["no_terminal_value"].policy.critic is None
+    if learner == "world_model_agent":  # its value: the lambda-return along the plan, with the Monte-Carlo loss
+        assert agents["full"].plan_lambda < 1.0 and agents["last_value_only"].plan_lambda == 1.0
+        assert agents["full"].mc_value_coef > 0.0 and agents["no_mc_value"].mc_value_coef == 0.0
     with pytest.raises(ValueError, match="unknown learner"):
         ablation.parse_variants("all", "sb3_sac")
 
