@@ -43,3 +43,21 @@ def checkpoint_without(tmp_path):
         return old
 
     return write
+
+
+@pytest.fixture
+def mc_max_age_masks_old_returns():
+    """``check(agent)``: with ``mc_max_age`` an agent's Monte-Carlo value loss uses only the returns of recent steps
+    (for every learner with that argument, after a short ``learn`` in which episodes finished)."""
+    import numpy as np
+
+    def check(agent) -> None:
+        buffer = agent.replay_buffer
+        buffer.data["returns"][:, (buffer.pos - 1) % buffer.size_per_env] = np.nan  # the newest step's episode runs on
+        assert "critic/mc_loss" in agent.train()
+        agent.mc_max_age = 1  # only the newest step's return may be used, and it is not known yet
+        assert "critic/mc_loss" not in agent.train()
+        agent.mc_max_age = 10**6  # older than anything stored: the same as all
+        assert "critic/mc_loss" in agent.train()
+
+    return check

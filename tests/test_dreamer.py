@@ -256,16 +256,10 @@ def test_each_actor_gradient_trains_actor_and_critic(actor_grad, value_losses):
         assert not torch.equal(torch.nn.utils.parameters_to_vector(net.parameters()), before[name]), name
 
 
-def test_mc_max_age_leaves_the_returns_of_older_steps_out_of_the_value_loss():
+def test_mc_max_age_leaves_the_returns_of_older_steps_out_of_the_value_loss(mc_max_age_masks_old_returns):
     agent = DreamerAgent("MlpPolicy", "CA11/ContinuousCartPole-v0", seed=0, **TINY)
     agent.learn(60)  # random episodes of about 20 steps: many have finished, with returns stored
-    buffer = agent.replay_buffer
-    buffer.data["returns"][:, (buffer.pos - 1) % buffer.size_per_env] = np.nan  # the newest step's episode runs on
-    assert "critic/mc_loss" in agent.train()
-    agent.mc_max_age = 1  # only the newest step's return may be used, and it is not known yet
-    assert "critic/mc_loss" not in agent.train()
-    agent.mc_max_age = 10**6  # older than anything stored: the same as all
-    assert "critic/mc_loss" in agent.train()
+    mc_max_age_masks_old_returns(agent)
     with pytest.raises(ValueError, match="mc_max_age"):
         DreamerAgent("MlpPolicy", "Pendulum-v1", mc_max_age=0)
 

@@ -414,18 +414,14 @@ def test_returns_cut_by_a_time_limit_are_bootstrapped_from_the_slow_critic(learn
 
 
 @pytest.mark.parametrize("learner", [RSSMAgent, WorldModelAgent])
-def test_mc_max_age_leaves_older_returns_out_of_the_planners_value_loss(learner, tmp_path, checkpoint_without):
+def test_mc_max_age_leaves_older_returns_out_of_the_planners_value_loss(
+    learner, tmp_path, checkpoint_without, mc_max_age_masks_old_returns
+):
     env = gym.make("Pendulum-v1", max_episode_steps=20)  # episodes end, so returns are stored
     small = _SMALL_RSSM if learner is RSSMAgent else _SMALL_WM
     agent = learner("MlpPolicy", env, seed=0, **{**small, "seq_len": 8, "learning_starts": 50, "mc_value_coef": 1.0})
     agent.learn(60)
-    buffer = agent.replay_buffer
-    buffer.data["returns"][:, (buffer.pos - 1) % buffer.size_per_env] = np.nan  # the newest step's episode runs on
-    assert "critic/mc_loss" in agent.train()
-    agent.mc_max_age = 1  # only the newest step's return may be used, and it is not known yet
-    assert "critic/mc_loss" not in agent.train()
-    agent.mc_max_age = 10**6  # older than anything stored: the same as all
-    assert "critic/mc_loss" in agent.train()
+    mc_max_age_masks_old_returns(agent)
     agent.save(tmp_path / "new.zip")
     assert learner.load(tmp_path / "new.zip").mc_max_age == 10**6
     assert learner.load(checkpoint_without(tmp_path / "new.zip", "mc_max_age")).mc_max_age is None
