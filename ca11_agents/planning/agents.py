@@ -54,6 +54,26 @@ _PLANNER_ARGS = """
             environment): returns that the current planner, not an early one, earned. ``None``: all."""
 
 
+class _OnPolicy:
+    """A planning agent's argument that lives on its policy, which plans with it, once there is one: setting it on
+    either is saved and used. Before the policy exists it is kept as ``_<name>`` (what :meth:`_setup_model` hands
+    the policy, and what a checkpoint stores)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, agent: Any, owner: type | None = None) -> Any:
+        if agent is None:
+            return self
+        policy = getattr(agent, "policy", None)
+        return getattr(policy, self.name) if policy is not None else agent.__dict__[f"_{self.name}"]
+
+    def __set__(self, agent: Any, value: float) -> None:
+        agent.__dict__[f"_{self.name}"] = float(value)
+        if getattr(agent, "policy", None) is not None:
+            setattr(agent.policy, self.name, float(value))
+
+
 def _arguments(scope: dict[str, Any], *own: str) -> dict[str, Any]:
     """A planning learner's constructor arguments (its ``locals()``) for :class:`PlanningAgent`, without its own
     (``own``) and the setup flag: each learner lists its arguments once, in its signature."""
@@ -125,18 +145,8 @@ class PlanningAgent(ModelBasedAlgorithm):
         if policy is not None and policy.critic is not None:
             policy.terminal_value = self._terminal_value
 
-    @property
-    def plan_lambda(self) -> float:
-        """The lambda of a plan's score (see the arguments); it lives on the policy, which plans with it, so setting
-        either is saved and used."""
-        policy = getattr(self, "policy", None)
-        return policy.plan_lambda if policy is not None else self._plan_lambda
-
-    @plan_lambda.setter
-    def plan_lambda(self, value: float) -> None:
-        self._plan_lambda = float(value)
-        if getattr(self, "policy", None) is not None:
-            self.policy.plan_lambda = self._plan_lambda
+    #: The lambda of a plan's score (see the arguments).
+    plan_lambda = _OnPolicy()
 
     def _min_seq_len(self) -> tuple[int, str]:
         if self.terminal_value > 0.0:
@@ -342,18 +352,8 @@ class WorldModelAgent(PlanningAgent):
         if _init_setup_model:
             self._setup_model()
 
-    @property
-    def uncertainty_weight(self) -> float:
-        """Weight of the members' spread of returns in the planner's scores (see the class docstring); it lives on
-        the policy, which plans with it, so setting either is saved and used."""
-        policy = getattr(self, "policy", None)
-        return policy.uncertainty_weight if policy is not None else self._uncertainty_weight
-
-    @uncertainty_weight.setter
-    def uncertainty_weight(self, value: float) -> None:
-        self._uncertainty_weight = float(value)
-        if getattr(self, "policy", None) is not None:
-            self.policy.uncertainty_weight = self._uncertainty_weight
+    #: Weight of the members' spread of returns in the planner's scores (see the class docstring).
+    uncertainty_weight = _OnPolicy()
 
     def _setup_model(self) -> None:
         super()._setup_model()
