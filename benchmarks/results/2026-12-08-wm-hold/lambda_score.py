@@ -1,7 +1,8 @@
 """#11 probe: score plans by a lambda-return of the critic's values along the imagined trajectory.
 
-The default planner scores a plan by its discounted rewards plus the critic's value of the *last* imagined state
-(TD-MPC's terminal value). This probe replaces that score, in acting only, by the lambda-return over the plan
+The snapshot's planner scores a plan by its discounted rewards plus the critic's value of the *last* imagined state
+(TD-MPC's terminal value, ``plan_lambda=1``). This probe sets ``plan_lambda`` (acting only) to score by the
+lambda-return over the plan
 (G_H = V(s_H); G_t = r_t + gamma * c_t * ((1 - lambda) V(s_{t+1}) + lambda G_{t+1})), which also counts the
 values of the states the plan passes through, and evaluates SNAPSHOT.zip with 10 deterministic episodes (env
 seeded SEED) under each score. Usage (repository root):
@@ -18,27 +19,10 @@ torch.set_num_threads(1)
 path, seed, lambdas = sys.argv[1], int(sys.argv[2]), [float(x) for x in sys.argv[3:]]
 
 
-def lambda_return(policy, lam):
-    def score(step, state, actions, terminal=None):
-        if terminal is None:
-            return type(policy).discounted_return(policy, step, state, actions, None)
-        rewards, conts, values = [], [], []
-        for t in range(actions.shape[-2]):
-            reward, cont, state = step(state, actions[..., t, :])
-            rewards.append(reward); conts.append(cont); values.append(terminal(state))
-        g = values[-1]
-        for t in reversed(range(len(rewards))):
-            nxt = values[t] if t < len(rewards) - 1 else g
-            g = rewards[t] + policy.gamma * conts[t] * ((1.0 - lam) * nxt + lam * g) if t < len(rewards) - 1 \
-                else rewards[t] + policy.gamma * conts[t] * g
-        return g
-    return score
-
-
 for lam in [None, *lambdas]:
     agent = WorldModelAgent.load(path, device="cpu")
     if lam is not None:
-        agent.policy.discounted_return = lambda_return(agent.policy, lam)
+        agent.plan_lambda = lam  # the library's score (``discounted_return``)
     env = gym.make("CA11/ContinuousCartPole-v0")
     env.reset(seed=seed)
     t0 = time.time()

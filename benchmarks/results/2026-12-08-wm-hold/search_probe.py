@@ -3,9 +3,8 @@
 Trains WorldModelAgent on the cart-pole with KWARGS for STEPS, saving the agent every 1,000 steps (training's random
 stream untouched: saving draws nothing). Then each snapshot is evaluated with 10 deterministic episodes (env seeded
 seed + 10000, as the runner) under several search settings that change only acting: the default (64 candidates,
-4 iterations), 4x the candidates, 2x the iterations; a variant may also set the agent's ``terminal_value`` (0: the
-summed rewards alone, the critic ignored). Where the last snapshot exists already, training is skipped and only the
-evaluations run (``SNAPDIR=`` names another run's snapshots). Usage (from the repository root):
+4 iterations), 4x the candidates, 2x the iterations. Where the last snapshot exists already, training is skipped and
+only the evaluations run (``SNAPDIR=`` names another run's snapshots). Usage (from the repository root):
     python benchmarks/results/2026-12-08-wm-hold/search_probe.py SEED STEPS OUT.csv '{...}' [VARIANTS_JSON]
 """
 import csv, json, os, sys, time
@@ -44,9 +43,6 @@ rows = []
 for step in range(EVERY, steps + 1, EVERY):
     for name, planner_kwargs in VARIANTS.items():
         loaded = WorldModelAgent.load(os.path.join(snapdir, f"step{step}.zip"), device="cpu")
-        planner_kwargs = dict(planner_kwargs)
-        if "terminal_value" in planner_kwargs:
-            loaded.terminal_value = planner_kwargs.pop("terminal_value")
         base = dict(loaded.planner_kwargs)
         base.update(planner_kwargs)
         loaded.planner_kwargs = base
